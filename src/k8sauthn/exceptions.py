@@ -1,0 +1,115 @@
+"""The error tree. No message ever contains a token, a key or a password.
+
+::
+
+    K8sAuthnError
+    ├── AuthenticationError          a credential was examined and rejected -> 401
+    │   ├── InvalidBearerToken       a presented token no authenticator accepted
+    │   ├── ChainError               several members of a union failed (.errors)
+    │   └── BackendUnavailable       webhook / discovery / JWKS unreachable; never cached
+    └── ConfigError (ValueError)     bad configuration; .errors lists every FieldError
+
+``str(error)`` is the text Kubernetes would put in ``TokenReview.status.error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+__all__ = [
+    "AuthenticationError",
+    "BackendUnavailable",
+    "ChainError",
+    "ConfigError",
+    "FieldError",
+    "InvalidBearerToken",
+    "K8sAuthnError",
+    "aggregate",
+]
+
+
+class K8sAuthnError(Exception):
+    """Base class of every error this library raises."""
+
+
+class AuthenticationError(K8sAuthnError):
+    """A credential was examined and rejected, or could not be checked: never anonymous."""
+
+
+class InvalidBearerToken(AuthenticationError):
+    """A bearer token was presented and no token authenticator had an opinion on it."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid bearer token")
+
+
+class BackendUnavailable(AuthenticationError):
+    """A remote backend (webhook, discovery, JWKS, claims source) could not be reached or read.
+
+    ``url`` must not carry credentials; callers pass the configured URL, never a token.
+    """
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ChainError(AuthenticationError):
+    """Several authenticators failed; ``errors`` keeps each one (Kubernetes' aggregate error)."""
+
+    def __init__(self, errors: Sequence[BaseException]) -> None:
+        self.errors: tuple[BaseException, ...] = tuple(errors)
+        super().__init__(_aggregate_text(self.errors))
+
+
+def _flatten(errors: Iterable[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for e in errors:
+        if isinstance(e, ChainError):
+            out.extend(_flatten(e.errors))
+        else:
+            out.append(e)
+    return out
+
+
+def _aggregate_text(errors: Sequence[BaseException]) -> str:
+    # apimachinery NewAggregate: flatten, de-duplicate texts (first kept), bare when one remains.
+    texts = list(dict.fromkeys(str(e) for e in _flatten(errors)))
+    if len(texts) == 1:
+        return texts[0]
+    return "[" + ", ".join(texts) + "]"
+
+
+def aggregate(errors: Sequence[BaseException]) -> BaseException | None:
+    """``None`` for no errors, the error itself for one, else a :class:`ChainError`."""
+    if not errors:
+        return None
+    if len(errors) == 1:
+        return errors[0]
+    return ChainError(errors)
+
+
+@attrs.frozen
+class FieldError:
+    """One configuration problem at a field path, formatted like Kubernetes' ``field.Error``."""
+
+    path: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.detail}" if self.path else self.detail
+
+
+class ConfigError(K8sAuthnError, ValueError):
+    """Configuration that cannot be used; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: Sequence[FieldError | str] | str) -> None:
+        if isinstance(errors, str):
+            errors = [errors]
+        self.errors: tuple[FieldError, ...] = tuple(
+            e if isinstance(e, FieldError) else FieldError("", e) for e in errors
+        )
+        texts = [str(e) for e in self.errors]
+        super().__init__(texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]")

@@ -1,0 +1,157 @@
+"""The synchronous runner: drives flows with an ``httpx.Client`` and threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from .._flow import Fetch, Flow, Shared, Sleep, TLSConfig
+from .._protocols import RequestAuthenticator, TokenAuthenticator
+from .._types import Context, RequestView, Response
+from . import _common
+from ._common import ClientFactory
+
+T = TypeVar("T")
+
+
+class _Flight:
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class Authenticator:
+    """Runs an authenticator graph synchronously (scripts, WSGI, admission servers).
+
+    ``root`` is a request authenticator, a token authenticator, or both. ``client_factory``
+    builds the ``httpx.Client`` for each distinct backend TLS configuration (inject one to use
+    proxies, a custom transport, or a mock transport in tests). ``audiences`` are the API
+    audiences put into every request's context (``--api-audiences``).
+    """
+
+    def __init__(
+        self,
+        root: RequestAuthenticator | TokenAuthenticator,
+        *,
+        client_factory: ClientFactory | None = None,
+        clock: Callable[[], float] = time.time,
+        audiences: Sequence[str] = (),
+    ) -> None:
+        self.root = root
+        self._factory = client_factory or (
+            lambda tls: httpx.Client(**_common.default_client_kwargs(tls))
+        )
+        self._clock = clock
+        self._audiences = tuple(audiences) or None
+        self._clients: dict[TLSConfig | None, httpx.Client] = {}
+        self._lock = threading.Lock()
+        self._flights: dict[bytes, _Flight] = {}
+
+    # -- public API -------------------------------------------------------------------------
+    def context(self, audiences: Sequence[str] | None = None) -> Context:
+        """A fresh context: now, and the given audiences (default: the API audiences)."""
+        auds = tuple(audiences) if audiences else self._audiences
+        return Context(now=self._clock(), audiences=auds)
+
+    def authenticate_request(
+        self, request: RequestView, ctx: Context | None = None
+    ) -> Response | None:
+        """Accepted ``Response``, ``None`` (no opinion), or raises ``AuthenticationError``."""
+        root = self.root
+        if not isinstance(root, RequestAuthenticator):
+            raise TypeError("this authenticator has no request authenticator")
+        return self.run(root.request_flow(request, ctx or self.context()))
+
+    def authenticate_token(
+        self, token: str, audiences: Sequence[str] | None = None
+    ) -> Response | None:
+        """Authenticate a bare token through the token chain (or the request chain, as Bearer)."""
+        root = self.root
+        ctx = self.context(audiences)
+        if isinstance(root, TokenAuthenticator):
+            return self.run(root.token_flow(token, ctx))
+        return self.run(root.request_flow(_common.token_view(token), ctx))
+
+    def run(self, flow: Flow[T]) -> T:
+        """Drive any flow to completion, performing its effects."""
+        send: Any = None
+        throw: BaseException | None = None
+        while True:
+            try:
+                effect = flow.send(send) if throw is None else flow.throw(throw)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            send, throw = None, None
+            try:
+                if isinstance(effect, Fetch):
+                    send = self._fetch(effect)
+                elif isinstance(effect, Sleep):
+                    time.sleep(max(0.0, effect.seconds))
+                elif isinstance(effect, Shared):
+                    send = self._shared(effect)
+                else:  # pragma: no cover - a programming error in a flow
+                    raise TypeError(f"unknown effect {type(effect).__name__}")
+            except Exception as exc:  # delivered into the flow, which decides
+                throw = exc
+
+    def close(self) -> None:
+        """Close every HTTP client this runner opened."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for c in clients:
+            c.close()
+
+    def __enter__(self) -> Authenticator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- effects ----------------------------------------------------------------------------
+    def _client(self, tls: TLSConfig | None) -> httpx.Client:
+        with self._lock:
+            client = self._clients.get(tls)
+            if client is None:
+                client = self._clients[tls] = self._factory(tls)
+            return client
+
+    def _fetch(self, fetch: Fetch) -> Any:
+        client = self._client(fetch.tls)
+        try:
+            with client.stream(**_common.request_kwargs(fetch)) as resp:
+                body = bytearray()
+                for chunk in resp.iter_bytes():
+                    body += chunk
+                    if len(body) > fetch.max_bytes:
+                        raise _common.too_large(fetch)
+                return _common.fetched(resp.status_code, resp.headers, bytes(body), self._clock())
+        except httpx.HTTPError as exc:
+            raise _common.transport_error(fetch, exc) from None
+
+    def _shared(self, effect: Shared) -> Any:
+        with self._lock:
+            flight = self._flights.get(effect.key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[effect.key] = _Flight()
+        if leader:
+            try:
+                flight.value = self.run(effect.start())
+            except BaseException as exc:
+                flight.error = exc
+            finally:
+                with self._lock:
+                    del self._flights[effect.key]
+                flight.done.set()
+        else:
+            flight.done.wait()
+        if flight.error is not None:
+            raise flight.error
+        return flight.value
