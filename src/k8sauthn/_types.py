@@ -49,6 +49,11 @@ def _freeze_extra(value: Mapping[str, Iterable[str]] | None) -> Mapping[str, tup
 _EMPTY_EXTRA: Final[Mapping[str, tuple[str, ...]]] = {}
 
 
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    # A typed converter: mypy's attrs plugin cannot type the init argument of converter=tuple.
+    return tuple(value)
+
+
 @attrs.frozen
 class UserInfo:
     """Who a credential belongs to (``user.Info`` in Kubernetes).
@@ -58,7 +63,7 @@ class UserInfo:
 
     name: str
     uid: str = ""
-    groups: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    groups: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     extra: Mapping[str, tuple[str, ...]] = attrs.field(
         default=_EMPTY_EXTRA, converter=_freeze_extra, hash=False
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 import httpx
 
@@ -16,6 +16,8 @@ from . import _common
 from ._common import ClientFactory
 
 T = TypeVar("T")
+_RequestFlow: TypeAlias = Callable[[RequestView, Context], Flow[Response | None]]
+_TokenFlow: TypeAlias = Callable[[str, Context], Flow[Response | None]]
 
 
 class AsyncAuthenticator:
@@ -51,19 +53,21 @@ class AsyncAuthenticator:
         self, request: RequestView, ctx: Context | None = None
     ) -> Response | None:
         """Accepted ``Response``, ``None`` (no opinion), or raises ``AuthenticationError``."""
-        root = self.root
-        if not isinstance(root, RequestAuthenticator):
+        # getattr, not isinstance: a runtime-checkable Protocol check costs ~3 us per call.
+        request_flow: _RequestFlow | None = getattr(self.root, "request_flow", None)
+        if request_flow is None:
             raise TypeError("this authenticator has no request authenticator")
-        return await self.run(root.request_flow(request, ctx or self.context()))
+        return await self.run(request_flow(request, ctx or self.context()))
 
     async def authenticate_token(
         self, token: str, audiences: Sequence[str] | None = None
     ) -> Response | None:
         """Authenticate a bare token through the token chain (or the request chain, as Bearer)."""
-        root = self.root
         ctx = self.context(audiences)
-        if isinstance(root, TokenAuthenticator):
-            return await self.run(root.token_flow(token, ctx))
+        token_flow: _TokenFlow | None = getattr(self.root, "token_flow", None)
+        if token_flow is not None:
+            return await self.run(token_flow(token, ctx))
+        root = cast(RequestAuthenticator, self.root)
         return await self.run(root.request_flow(_common.token_view(token), ctx))
 
     async def run(self, flow: Flow[T]) -> T:

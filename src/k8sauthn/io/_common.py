@@ -50,13 +50,17 @@ def default_client_kwargs(tls: TLSConfig | None) -> dict[str, Any]:
 
 
 def request_kwargs(fetch: Fetch) -> dict[str, Any]:
-    return {
+    kwargs: dict[str, Any] = {
         "method": fetch.method,
         "url": fetch.url,
         "headers": dict(fetch.headers),
         "content": fetch.body or None,
         "timeout": fetch.timeout,
     }
+    if fetch.tls is not None and fetch.tls.server_name:
+        # kubeconfig tls-server-name: the name sent in SNI and checked against the certificate.
+        kwargs["extensions"] = {"sni_hostname": fetch.tls.server_name}
+    return kwargs
 
 
 def too_large(fetch: Fetch) -> BackendUnavailable:

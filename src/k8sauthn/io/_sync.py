@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 
 import httpx
 
@@ -16,6 +16,8 @@ from . import _common
 from ._common import ClientFactory
 
 T = TypeVar("T")
+_RequestFlow: TypeAlias = Callable[[RequestView, Context], Flow[Response | None]]
+_TokenFlow: TypeAlias = Callable[[str, Context], Flow[Response | None]]
 
 
 class _Flight:
@@ -64,19 +66,21 @@ class Authenticator:
         self, request: RequestView, ctx: Context | None = None
     ) -> Response | None:
         """Accepted ``Response``, ``None`` (no opinion), or raises ``AuthenticationError``."""
-        root = self.root
-        if not isinstance(root, RequestAuthenticator):
+        # getattr, not isinstance: a runtime-checkable Protocol check costs ~3 us per call.
+        request_flow: _RequestFlow | None = getattr(self.root, "request_flow", None)
+        if request_flow is None:
             raise TypeError("this authenticator has no request authenticator")
-        return self.run(root.request_flow(request, ctx or self.context()))
+        return self.run(request_flow(request, ctx or self.context()))
 
     def authenticate_token(
         self, token: str, audiences: Sequence[str] | None = None
     ) -> Response | None:
         """Authenticate a bare token through the token chain (or the request chain, as Bearer)."""
-        root = self.root
         ctx = self.context(audiences)
-        if isinstance(root, TokenAuthenticator):
-            return self.run(root.token_flow(token, ctx))
+        token_flow: _TokenFlow | None = getattr(self.root, "token_flow", None)
+        if token_flow is not None:
+            return self.run(token_flow(token, ctx))
+        root = cast(RequestAuthenticator, self.root)
         return self.run(root.request_flow(_common.token_view(token), ctx))
 
     def run(self, flow: Flow[T]) -> T:

@@ -1,0 +1,158 @@
+"""``--authentication-config`` as a live token authenticator that follows the file (spec §13.11).
+
+:class:`AuthenticationConfigFile` reads, decodes and validates the file, builds one JWT
+authenticator per ``jwt[]`` entry and combines them in a fail-on-error union. When the file
+changes (polled lazily through :class:`~k8sauthn.config._load.ReloadingFile`), a valid new file
+replaces the whole union in one assignment; an unreadable, undecodable or invalid file -- or one
+whose ``anonymous`` section differs from the first file's -- keeps the previous authenticators and
+records the error (``last_error``, ``on_error``, ``failures``). Identical content is not rebuilt.
+
+Unlike kube-apiserver we do not wait for the new issuers' discovery before swapping: our JWT
+authenticators discover lazily on the first token (see docs/authentication-config.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable
+
+import attrs
+
+from .._flow import Flow
+from .._protocols import TokenAuthenticator
+from .._types import Context, Response
+from ..chain.union import token_union
+from ..exceptions import ConfigError, FieldError
+from ..request.anonymous import AnonymousConfig
+from ._authentication_decode import decode_authentication_config
+from ._load import ReloadingFile
+from .authentication import ALL_SIGNING_ALGORITHMS, AuthenticationConfiguration
+from .authentication import JWTAuthenticatorConfig as JWTConfig
+from .authentication_validation import validate_authentication_config
+
+__all__ = ["AuthenticationConfigFile", "build_jwt_authenticator", "config_hash"]
+
+#: Builds one runtime authenticator from one validated ``jwt[]`` entry.
+Builder = Callable[[JWTConfig], TokenAuthenticator]
+
+
+def build_jwt_authenticator(cfg: JWTConfig) -> TokenAuthenticator:
+    """The default builder: :class:`k8sauthn.token.oidc.JWTAuthenticator` with all nine algs."""
+    from ..token.oidc import JWTAuthenticator
+
+    return JWTAuthenticator.from_config(cfg, signing_algs=ALL_SIGNING_ALGORITHMS)
+
+
+def config_hash(data: bytes) -> str:
+    """``sha256:<hex>`` of the raw file, the ``last_config_info`` metric's label (spec §18)."""
+    return "sha256:" + hashlib.sha256(data).hexdigest() if data else ""
+
+
+@attrs.frozen
+class _Loaded:
+    config: AuthenticationConfiguration
+    jwt: TokenAuthenticator
+    data: bytes = attrs.field(repr=False)
+
+
+class AuthenticationConfigFile:
+    """The JWT part of an ``--authentication-config`` file, reloaded when the file changes.
+
+    It is a :class:`~k8sauthn.TokenAuthenticator` itself (the current union); ``anonymous`` is
+    the file's ``anonymous`` section, fixed at start-up. The first load raises
+    :class:`~k8sauthn.exceptions.ConfigError`; later loads never raise. ``on_reload`` receives
+    ``"success"`` or ``"failure"`` for every reload attempt of a changed file (the
+    ``automatic_reloads_total{status}`` metric); ``on_error`` receives each failure's error.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        disallowed_issuers: Iterable[str] = (),
+        build: Builder = build_jwt_authenticator,
+        interval: float = 60.0,
+        on_error: Callable[[Exception], None] | None = None,
+        on_reload: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._disallowed = tuple(disallowed_issuers)
+        self._build = build
+        self._on_error = on_error
+        self._on_reload = on_reload
+        self._initial_anonymous: AnonymousConfig | None = None
+        self._current: _Loaded | None = None
+        #: Reload counters for the ``automatic_reloads_total{status}`` metric.
+        self.successes = 0
+        self.failures = 0
+        self._file = ReloadingFile(
+            path,
+            self._parse,
+            interval=interval,
+            what="authentication configuration file",
+            on_error=self._failed,
+            clock=clock,
+        )
+        self._current = self._file.value
+        self._initial_anonymous = self._current.config.anonymous
+
+    def __repr__(self) -> str:
+        return f"AuthenticationConfigFile({str(self._file.path)!r})"
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        if self._on_error is not None:
+            self._on_error(exc)
+        if self._on_reload is not None:
+            self._on_reload("failure")
+
+    def _parse(self, data: bytes) -> _Loaded:
+        current = self._current
+        if current is not None and data == current.data:
+            return current  # identical content: keep the built authenticators
+        config = decode_authentication_config(data)
+        errors = validate_authentication_config(config, disallowed_issuers=self._disallowed)
+        if current is not None and config.anonymous != self._initial_anonymous:
+            errors.append(
+                FieldError("anonymous", "Forbidden: changed from initial configuration file")
+            )
+        if errors:
+            raise ConfigError(errors)
+        members = [self._build(jwt) for jwt in config.jwt]
+        loaded = _Loaded(config, token_union(*members, fail_on_error=True), data)
+        self._current = loaded
+        if current is not None:
+            self.successes += 1
+            if self._on_reload is not None:
+                self._on_reload("success")
+        return loaded
+
+    @property
+    def config(self) -> AuthenticationConfiguration:
+        """The configuration in force (re-checking the file if the interval has passed)."""
+        return self._file.value.config
+
+    @property
+    def anonymous(self) -> AnonymousConfig | None:
+        """The ``anonymous`` section of the first file (it cannot change on reload)."""
+        return self._initial_anonymous
+
+    @property
+    def last_error(self) -> Exception | None:
+        """Why the latest changed file was not installed, or None."""
+        return self._file.last_error
+
+    @property
+    def hash(self) -> str:
+        """``sha256:<hex>`` of the file content in force."""
+        return config_hash(self._file.value.data)
+
+    def check(self) -> bool:
+        """Re-read the file now if it changed; True when a new configuration was installed."""
+        return self._file.check()
+
+    def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
+        # One attribute read picks the whole union: a reload swaps it atomically.
+        return self._file.value.jwt.token_flow(token, ctx)

@@ -1,0 +1,87 @@
+"""``Authorization: Bearer <token>`` extraction (spec §7.1, Kubernetes ``bearertoken.go``).
+
+Header values arrive as latin-1 text (the bytes of the HTTP message); Go works on those bytes
+as a UTF-8 string. :func:`go_string` turns a header value into the same text Go would see, so
+that a token with non-ASCII characters compares equal to the one in a token file, and invalid
+UTF-8 stays distinct (kept as lone surrogates, ``surrogateescape``) instead of being replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .._flow import Flow, pure
+from .._protocols import TokenAuthenticator
+from .._types import Context, RequestView, Response
+from ..exceptions import InvalidBearerToken
+
+__all__ = ["EXTRA_SPACE_WARNING", "BearerAuthenticator", "go_string", "go_trim_space"]
+
+EXTRA_SPACE_WARNING: Final = (
+    "the provided Authorization header contains extra space before the bearer token, and is ignored"
+)
+
+# Go's unicode.IsSpace: ASCII space characters, NEL, NBSP and the Unicode White_Space set.
+# Python's str.strip() would also remove U+001C..U+001F, which Go keeps.
+_GO_SPACE: Final = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_ASCII_SPACE: Final = "\t\n\v\f\r "
+
+
+def go_string(value: str) -> str:
+    """The text Go sees for a header value decoded as latin-1 (see the module docstring)."""
+    if value.isascii():
+        return value
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:  # already real text (built by hand, not from the wire)
+        return value
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def go_trim_space(value: str) -> str:
+    """Go's ``strings.TrimSpace``."""
+    return value.strip(_ASCII_SPACE if value.isascii() else _GO_SPACE)
+
+
+class BearerAuthenticator:
+    """Reads a bearer token from the first ``Authorization`` header and checks it with ``token``.
+
+    A presented token that no token authenticator recognises is an error
+    (:class:`~k8sauthn.exceptions.InvalidBearerToken`), so it blocks the anonymous fallback.
+    On success the HTTP filter strips the header (``Chain.strip_headers``).
+    """
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: TokenAuthenticator) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"BearerAuthenticator({self.token!r})"
+
+    def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
+        header = request.headers.first("authorization")
+        if header is None:
+            return pure(None)
+        auth = go_trim_space(go_string(header))
+        if not auth:
+            return pure(None)
+        # Split on single ASCII spaces into at most three parts; tabs are not separators.
+        parts = auth.split(" ", 2)
+        if len(parts) < 2 or parts[0].lower() != "bearer":
+            return pure(None)
+        token = parts[1]
+        if not token:
+            if len(parts) == 3:  # "Bearer  tok": a space before the token
+                ctx.warnings.append(EXTRA_SPACE_WARNING)
+            return pure(None)
+        return self._flow(token, ctx)
+
+    def _flow(self, token: str, ctx: Context) -> Flow[Response | None]:
+        resp = yield from self.token.token_flow(token, ctx)
+        if resp is None:
+            raise InvalidBearerToken()
+        return resp
