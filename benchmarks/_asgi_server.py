@@ -3,6 +3,7 @@
     python benchmarks/_asgi_server.py plain|middleware TOKEN_FILE CPU
 
 Binds 127.0.0.1 on a port the OS picks, prints the port on stdout, then serves until killed.
+With K8SAUTHN_BENCH_PROFILE=PATH it runs under cProfile and writes the profile there on SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 BODY = b"ok\n"
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     """The protected application: a fixed 200 response."""
     if scope["type"] == "lifespan":
         while True:
@@ -38,13 +40,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": BODY})
 
 
-def with_middleware(token_file: str) -> Any:
+def with_middleware(token_file: str, cache_ttl: float = 10.0) -> Any:
     """``app`` behind k8sauthn's ASGI middleware over kube-apiserver's default chain."""
     from k8sauthn.config.build import build
     from k8sauthn.config.options import AuthenticationOptions
     from k8sauthn.middleware.asgi import AuthenticationMiddleware
 
-    chain = build(AuthenticationOptions(token_auth_file=token_file))
+    options = AuthenticationOptions(token_auth_file=token_file, token_success_cache_ttl=cache_ttl)
+    chain = build(options)
     return AuthenticationMiddleware(app, chain=chain)
 
 
@@ -78,7 +81,23 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
     served = app if mode == "plain" else with_middleware(token_file)
-    asyncio.run(serve(served))
+    profile_to = os.environ.get("K8SAUTHN_BENCH_PROFILE")  # cProfile the server, dump on exit
+    if not profile_to:
+        asyncio.run(serve(served))
+        return
+    import cProfile
+    import signal
+
+    # uvicorn re-raises SIGTERM after its graceful shutdown: exit through SystemExit so that the
+    # profile below is written.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(serve(served))
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,61 @@ def token_file(rows: int = 1, token: str = TOKEN) -> Path:
     return path
 
 
+class IdPServer:
+    """An OpenID provider on https://127.0.0.1: discovery + JWKS, each call counted per path."""
+
+    def __init__(self, jwks: dict[str, object], *, delay: float = 0.2) -> None:
+        import ssl
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests._pki import Cert
+
+        ca = Cert.new_ca("bench-idp-ca")
+        cert_path, key_path = ca.server().write(TMP, f"idp-{secrets.token_hex(4)}")
+        self.ca_pem = ca.pem.decode()
+        self.calls: dict[str, int] = {}
+        lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                with lock:
+                    owner.calls[self.path] = owner.calls.get(self.path, 0) + 1
+                time.sleep(delay)
+                if self.path == "/.well-known/openid-configuration":
+                    doc: object = {"issuer": owner.issuer, "jwks_uri": owner.issuer + "/jwks"}
+                elif self.path == "/jwks":
+                    doc = jwks
+                else:
+                    self.send_error(404)
+                    return
+                out = json.dumps(doc).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_path, key_path)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.issuer = f"https://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class WebhookServer:
     """A TokenReview webhook on 127.0.0.1 that accepts every token and counts its calls."""
 

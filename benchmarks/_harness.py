@@ -17,7 +17,7 @@ import statistics
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Final, Literal
 
 import attrs
 
@@ -55,8 +55,8 @@ class Settings:
     @classmethod
     def for_run(cls, quick: bool) -> Settings:
         if quick:
-            return cls(quick=True, samples=9, sample_seconds=0.015)
-        return cls(quick=False, samples=31, sample_seconds=0.04)
+            return cls(quick=True, samples=21, sample_seconds=0.005)
+        return cls(quick=False, samples=61, sample_seconds=0.01)
 
 
 @attrs.frozen
@@ -119,6 +119,9 @@ class Result:
     group: str = "goal"
 
 
+_EMPTY: Final = Result(name="", floor="", kind="study", goal=None, status="info")
+
+
 def _time_calls(fn: Callable[[], object], n: int) -> float:
     """Seconds per call of ``fn`` over ``n`` calls."""
     perf = time.perf_counter
@@ -172,13 +175,9 @@ def _ratio_status(kind: Kind, goal: float | None, value: float) -> str:
 
 def run_case(case: Case, settings: Settings) -> Result:
     """Measure one case; a missing module is ``n/a`` and a crash is ``error`` (both reported)."""
-    base = {
-        "name": case.name,
-        "floor": case.floor,
-        "kind": case.kind,
-        "goal": case.goal,
-        "group": case.group,
-    }
+    base = attrs.evolve(
+        _EMPTY, name=case.name, floor=case.floor, kind=case.kind, goal=case.goal, group=case.group
+    )
     try:
         if case.pair is not None:
             pair = case.pair(settings)
@@ -189,8 +188,8 @@ def run_case(case: Case, settings: Settings) -> Result:
                 pair.close()
             ratios = [p / f for p, f in zip(paths, floors, strict=True)]
             ratio = statistics.median(ratios)
-            return Result(
-                **base,
+            return attrs.evolve(
+                base,
                 status=_ratio_status(case.kind, case.goal, ratio),
                 ratio=ratio,
                 low=min(ratios),
@@ -202,8 +201,8 @@ def run_case(case: Case, settings: Settings) -> Result:
             )
         assert case.measure is not None
         m = case.measure(settings)
-        return Result(
-            **base,
+        return attrs.evolve(
+            base,
             status=_ratio_status(case.kind, case.goal, m.value),
             ratio=m.value,
             low=m.low,
@@ -214,10 +213,10 @@ def run_case(case: Case, settings: Settings) -> Result:
             note=m.note,
         )
     except NotAvailable as exc:
-        return Result(**base, status="n/a", note=f"not available: {exc}")
+        return attrs.evolve(base, status="n/a", note=f"not available: {exc}")
     except Exception as exc:
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return Result(**base, status="error", note=tb[:300])
+        return attrs.evolve(base, status="error", note=tb[:300])
 
 
 # -- presentation ----------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from _fixtures import TOKEN, USER, WebhookServer, need
+import bench_oidc
+from _fixtures import TOKEN, USER, IdPServer, WebhookServer, need
 from _harness import Case, Measured, Settings
 from k8sauthn import Headers, RequestView
 from k8sauthn.config.options import AuthenticationOptions
@@ -63,6 +64,56 @@ def webhook_single_flight(settings: Settings, n: int = 1000) -> Measured:
     )
 
 
+async def _jwt_storm(auth: object, token: str, n: int) -> list[object]:
+    from k8sauthn.io import AsyncAuthenticator
+
+    async with AsyncAuthenticator(auth) as authn:  # type: ignore[arg-type]
+        return await asyncio.gather(
+            *(authn.authenticate_token(token, audiences=(bench_oidc.AUDIENCE,)) for _ in range(n))
+        )
+
+
+def idp_single_flight(settings: Settings, n: int = 1000) -> Measured:
+    """Calls to a cold OpenID provider made by ``n`` concurrent requests with one new JWT.
+
+    The JWT authenticator has never talked to its issuer: the first token triggers discovery and
+    the JWKS fetch. Reported: the largest number of calls any one endpoint received.
+    """
+    oidc = need("k8sauthn.token.oidc")
+    cfgmod = need("k8sauthn.config.authentication")
+    idp = IdPServer({"keys": [bench_oidc.public_jwk("ES256", "k1")]})
+    try:
+        cfg = cfgmod.JWTAuthenticatorConfig(
+            issuer=cfgmod.Issuer(
+                url=idp.issuer,
+                audiences=(bench_oidc.AUDIENCE,),
+                certificate_authority=idp.ca_pem,
+            ),
+            claim_mappings=cfgmod.ClaimMappings(
+                username=cfgmod.PrefixedClaimOrExpression(claim="sub", prefix=""),
+            ),
+        )
+        auth = oidc.JWTAuthenticator.from_config(cfg, signing_algs=("ES256",))
+        token = bench_oidc.make_token("ES256", issuer=idp.issuer, now=time.time())
+        t0 = time.perf_counter()
+        responses = asyncio.run(_jwt_storm(auth, token, n))
+        elapsed = time.perf_counter() - t0
+        bad = [r for r in responses if getattr(getattr(r, "user", None), "name", None) != "jane"]
+        if bad:
+            raise AssertionError(f"{len(bad)} of {n} requests were not authenticated: {bad[0]!r}")
+        calls = dict(idp.calls)
+    finally:
+        idp.close()
+    worst = max(calls.values(), default=0)
+    shown = ", ".join(f"{path}: {count}" for path, count in sorted(calls.items()))
+    return Measured(
+        value=worst,
+        low=worst,
+        high=worst,
+        note=f"{n} concurrent requests, calls per endpoint: {shown}; answered in {elapsed:.2f}s",
+    )
+
+
 CASES = [
     Case(
         "1,000 concurrent async requests, one new token (webhook)",
@@ -70,5 +121,12 @@ CASES = [
         "count",
         1,
         measure=webhook_single_flight,
+    ),
+    Case(
+        "1,000 concurrent async requests, one new JWT, cold OpenID provider",
+        "— (calls per endpoint counted on a local HTTPS provider)",
+        "count",
+        1,
+        measure=idp_single_flight,
     ),
 ]

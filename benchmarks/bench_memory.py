@@ -31,25 +31,20 @@ def flood(n: int, maxsize: int | None) -> dict[str, float]:
     import time
     import tracemalloc
 
-    from k8sauthn import Context, Response, UserInfo
+    from k8sauthn import Context, Flow, Response, UserInfo, pure
     from k8sauthn.chain.cache import CachedTokenAuthenticator
     from k8sauthn.io import Authenticator
 
     class AcceptAll:
-        def token_flow(self, token: str, ctx: Context, /) -> object:
-            return _pure(Response(UserInfo(name="user-" + token[:8], groups=("flood",))))
+        def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
+            return pure(Response(UserInfo(name="user-" + token[:8], groups=("flood",))))
 
-    def _pure(value: object) -> object:
-        return value
-        yield
-
-    kwargs = {} if maxsize is None else {"maxsize": maxsize}
-    cache = CachedTokenAuthenticator(
-        AcceptAll(),  # type: ignore[arg-type]
-        success_ttl=120,
-        failure_ttl=120,
-        **kwargs,
-    )
+    if maxsize is None:  # the cache's default size
+        cache = CachedTokenAuthenticator(AcceptAll(), success_ttl=120, failure_ttl=120)
+    else:
+        cache = CachedTokenAuthenticator(
+            AcceptAll(), success_ttl=120, failure_ttl=120, maxsize=maxsize
+        )
     runner = Authenticator(cache)
     run, flow = runner.run, cache.token_flow
     urandom = os.urandom

@@ -208,6 +208,31 @@ class TestProcesses:
         assert proc.returncode in (0, -signal.SIGTERM)
         assert "Traceback" not in err
 
+    def test_serve_on_ipv6_loopback(self, flags, ca, tmp_path):
+        """An IPv6 bind address is served and announced in URL form."""
+        cert, key = ca.server().write(tmp_path, "srv6")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "k8sauthn.server",
+                "--bind-address=::1",
+                "--secure-port=0",
+                f"--tls-cert-file={cert}",
+                f"--tls-private-key-file={key}",
+                *flags,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stderr is not None
+            line = next(ln for ln in proc.stderr if "listening on" in ln)
+            assert "listening on https://[::1]:" in line
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
     def test_serve_without_certificate_generates_one(self, flags):
         """Without --tls-cert-file a self-signed certificate is served (kube-apiserver does too)."""
         proc = subprocess.Popen(

@@ -61,9 +61,9 @@ def __getattr__(name: str) -> Any:
     # The chain builder imports every authenticator family (YAML, CEL, HTTP ...): load it only
     # when asked for, so that `import k8sauthn` stays light.
     if name in ("Chain", "build"):
-        from .config import build as _build
+        from .config.build import Chain, build
 
-        return getattr(_build, name)
+        return {"Chain": Chain, "build": build}[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

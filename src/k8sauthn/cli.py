@@ -39,10 +39,6 @@ Usage:
 Run 'k8sauthn <command> --help' for the flags (docs/flags.md has them all).
 """
 
-_CHECK_KEY = Flag(
-    "key", "string", "", "check", "The certificate's private key; only checked to match --cert."
-)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``k8sauthn`` console script; returns the exit status."""
@@ -80,7 +76,7 @@ def command_help(command: str) -> str:
         return DEMO_HELP
     flags: list[Flag] = [*SERVER_FLAGS, *AUTHENTICATION_FLAGS]
     if command == "check":
-        flags = [*CHECK_FLAGS, _CHECK_KEY, *AUTHENTICATION_FLAGS]
+        flags = [*CHECK_FLAGS, *AUTHENTICATION_FLAGS]
     lines = [f"Usage:\n  k8sauthn {command} [flags]\n\nFlags:"]
     for f in flags:
         default = default_text(f)
@@ -198,7 +194,9 @@ def check_command(argv: list[str], out: TextIO | None = None) -> int:
     from .middleware._common import filter_flow
 
     out = out or sys.stdout
-    flags = parse_serve_args(argv, command="k8sauthn check", extra=(*CHECK_FLAGS, _CHECK_KEY))
+    flags = parse_serve_args(argv, command="k8sauthn check", extra=CHECK_FLAGS)
+    for warning in flags.warnings:
+        sys.stderr.write(f"Warning: {warning}\n")
     view = _check_view(flags)
     chain = build(flags.authentication)
     if chain.request is None:

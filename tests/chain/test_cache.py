@@ -445,3 +445,9 @@ def test_refreshed_entry_moves_to_the_back() -> None:
     run(c, "c", 111)  # full: evicts the oldest, which is "b"
     run(c, "a", 112)
     assert fake.calls == ["a", "b", "a", "c"]
+
+
+def test_audience_with_undecodable_bytes_has_its_own_key() -> None:
+    """Audiences carrying surrogate escapes are encoded byte for byte, like tokens."""
+    c = cache(FakeToken({}))
+    assert c.cache_key("t", ("a\udcff",)) != c.cache_key("t", ("a\ufffd",))

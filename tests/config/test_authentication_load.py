@@ -340,3 +340,19 @@ def test_some_yaml_aliases_are_fine() -> None:
     )
     cfg = load_authentication_config(data.encode())
     assert cfg.jwt[1].issuer.audiences == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("data", "prefix"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "error converting YAML to JSON: "),
+        (b"{" + b'"a":[' * 100_000 + b"]" * 100_000 + b"}", "couldn't decode JSON: "),
+        (b"a: " + b"[" * 100_000 + b"]" * 100_000, "error converting YAML to JSON: "),
+        (b'{"kind": ' + b"9" * 5000 + b"}", "couldn't decode JSON: "),
+        (b"kind: " + b"9" * 5000, "error converting YAML to JSON: "),
+    ],
+    ids=["yaml-flow-list", "json-deep", "yaml-deep", "json-huge-int", "yaml-huge-int"],
+)
+def test_hostile_documents_are_config_errors(data: bytes, prefix: str) -> None:
+    """Deep nesting and giant integers end in a ConfigError, not a stray interpreter error."""
+    assert error_text(data).startswith(prefix)

@@ -151,3 +151,10 @@ class TestSigningAlgs:
         """jwt_config_from_oidc_options rejects a bad algorithm too."""
         with pytest.raises(ConfigError, match="unsupported signing alg"):
             jwt_config_from_oidc_options(opts(signing_algs=("HS256",)))
+
+    def test_configuration_errors_come_before_the_algorithm_check(self) -> None:
+        """As kube-apiserver, an invalid issuer URL is reported before an unsupported alg."""
+        bad = OIDCOptions(issuer_url="http://x", client_id="kube", signing_algs=("HS256",))
+        with pytest.raises(ConfigError, match="URL scheme must be https") as info:
+            jwt_config_from_oidc_options(bad)
+        assert "signing alg" not in str(info.value)

@@ -284,3 +284,32 @@ def test_on_reload_reports_each_attempt(path: Path) -> None:
     rewrite(path, b"kind: Nope")
     live.check()
     assert seen == ["success", "failure"]
+
+
+def test_rejected_content_is_not_tried_again(path: Path) -> None:
+    """Invalid content counts one failure; polling the unchanged bad file adds none."""
+    clock = Clock()
+    errors: list[Exception] = []
+    live = AuthenticationConfigFile(
+        path, build=ByIssuer, interval=60, clock=clock, on_error=errors.append
+    )
+    rewrite(path, document("http://insecure.example.com"))
+    for step in (61, 122, 183):
+        clock.now = step
+        assert name(live, "https://one.example.com") == "https://one.example.com"
+    assert live.failures == 1
+    assert len(errors) == 1
+    assert live.last_error is errors[0]
+    assert "URL scheme must be https" in str(live.last_error)
+    rewrite(path, document("https://two.example.com"))
+    assert live.check() is True
+    assert live.last_error is None
+
+
+def test_unreadable_file_is_retried(path: Path) -> None:
+    """A read error is not remembered: every poll tries again (kube-apiserver keeps retrying)."""
+    live = AuthenticationConfigFile(path, build=ByIssuer)
+    path.unlink()
+    live.check()
+    live.check()
+    assert live.failures == 2

@@ -459,6 +459,14 @@ CASES: list[tuple[str, JWTAuthenticatorConfig, list[str]]] = [
         ),
         [EMAIL_RULE],
     ),
+    (
+        "email rule not checked when the username mapping has an error",
+        mappings(username=PrefixedClaimOrExpression(expression="claims.email", prefix="")),
+        [
+            'claimMappings.username.prefix: Invalid value: "": may not be specified when '
+            "expression is set"
+        ],
+    ),
     ("email index form is not detected", username_expr("claims['email']"), []),
     ("email lookalike claim", username_expr("claims.email_"), []),
     ("email under another claim", username_expr("claims.other.claims.email"), []),
@@ -677,3 +685,29 @@ def test_password_never_in_messages() -> None:
         "contain a username or password"
     ]
     assert "hunter2" not in " ".join(got)
+
+
+def test_password_never_in_duplicate_or_discovery_messages() -> None:
+    """Duplicate issuer/discovery URLs and the same-as-URL error are redacted too."""
+    url = "https://user:hunter2@issuer.example.com"
+    one = issuer(url=url, discovery_url=url + "/")
+    got = [
+        str(e) for e in validate_authentication_config(AuthenticationConfiguration(jwt=(one, one)))
+    ]
+    assert "hunter2" not in " ".join(got)
+    assert (
+        'jwt[0].issuer.discoveryURL: Invalid value: "https://user:xxxxx@issuer.example.com/": '
+        "discoveryURL must be different from URL"
+    ) in got
+    assert 'jwt[1].issuer.url: Duplicate value: "https://user:xxxxx@issuer.example.com"' in got
+    assert (
+        'jwt[1].issuer.discoveryURL: Duplicate value: "https://user:xxxxx@issuer.example.com/"'
+    ) in got
+
+
+def test_issuer_repr_redacts_passwords() -> None:
+    """A configuration value that is logged never shows a URL password."""
+    shown = repr(Issuer(url="https://u:hunter2@a.example", discovery_url="https://v:pw2@b.example"))
+    assert "hunter2" not in shown
+    assert "pw2" not in shown
+    assert "'https://u:xxxxx@a.example'" in shown

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from k8sauthn import ConfigError, Headers, RequestView
+from k8sauthn import AuthenticationError, ConfigError, Headers, RequestView
 from k8sauthn.config.configmap import (
     authenticators_from_configmap,
     load_configmap,
@@ -103,6 +103,14 @@ class TestParse:
         with pytest.raises(ConfigError, match=message):
             parse_configmap(text)
 
+    @pytest.mark.parametrize(
+        "text", ["a: " + "[" * 100_000 + "]" * 100_000, "data: {x: " + "9" * 5000 + "}"]
+    )
+    def test_hostile_documents_are_config_errors(self, text):
+        """Deep nesting or a giant integer is a ConfigError, not a stray interpreter error."""
+        with pytest.raises(ConfigError, match=r"^unable to parse ConfigMap: "):
+            parse_configmap(text)
+
     def test_non_string_bundle_is_rejected(self):
         """A CA key must hold a PEM string."""
         with pytest.raises(ConfigError, match="must be a PEM string"):
@@ -132,6 +140,25 @@ class TestAuthenticators:
         rotated = Cert.new_ca("rotated-client-ca")
         path.write_text(yaml.safe_dump(configmap(rotated, proxy)))
         assert x5.authenticate(chain(rotated.issue("carol")), NOW_TS).user.name == "carol"
+
+    def test_allowed_names_follow_the_configmap(self, cas, tmp_path):
+        """A reloaded allowed-names list applies to the next request (it is a trust decision)."""
+        _, proxy = cas
+        path = tmp_path / "cm.yaml"
+        lists = {"requestheader_username_headers": ["X-Remote-User"]}
+        doc = configmap(None, proxy, requestheader_allowed_names=["front-proxy-client"], **lists)
+        path.write_text(yaml.safe_dump(doc))
+        cm = load_configmap(path, reload_interval=0)
+        rh, _ = authenticators_from_configmap(cm)
+        proxied = RequestView(
+            Headers([("X-Remote-User", "alice")]), chain(proxy.issue("front-proxy-client"))
+        )
+        assert rh.authenticate(proxied, NOW_TS).user.name == "alice"
+
+        doc = configmap(None, proxy, requestheader_allowed_names=["other-proxy"], **lists)
+        path.write_text(yaml.safe_dump(doc))
+        with pytest.raises(AuthenticationError, match="cn=front-proxy-client is not in the"):
+            rh.authenticate(proxied, NOW_TS)
 
     def test_missing_cas_build_nothing(self, tmp_path):
         """Without CA keys neither authenticator exists."""

@@ -192,6 +192,7 @@ class TestErrors:
             "current-context: c\ncontexts: [{context: {}}]\n",
             "current-context: c\ncontexts: [{name: c, context: []}]\n",
             "{unclosed",
+            "current-context: c\ncontexts: [{name: c, context: {}}, {name: c, context: {}}]\n",
             "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
             "clusters: [{name: k, cluster: {server: h, insecure-skip-tls-verify: 'yes'}}]\n",
         ],

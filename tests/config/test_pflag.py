@@ -25,7 +25,7 @@ FLAGS = FlagSet(
         Flag("addr", "ip", "0.0.0.0", "g", ""),
         Flag("claim", "map", (), "g", ""),
     ),
-    ignored={"etcd-servers": "string", "allow-privileged": "bool"},
+    ignored={"etcd-servers": "string", "allow-privileged": "bool", "v": "string"},
 )
 
 
@@ -190,3 +190,9 @@ class TestCommandLine:
             "ignoring --etcd-servers: not an authentication flag",
             "ignoring --allow-privileged: not an authentication flag",
         )
+
+    def test_klog_verbosity_shorthand_is_ignored(self):
+        """kube-apiserver's -v=2 and -v 2 are consumed with a warning."""
+        parsed = FLAGS.parse(["-v=2", "-v", "4", "--name=x"])
+        assert (parsed.values["name"], parsed.positional) == ("x", ())
+        assert len(parsed.warnings) == 2

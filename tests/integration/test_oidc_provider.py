@@ -16,6 +16,7 @@ import secrets
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,10 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 def private_jwk(key: PrivateKey, kid: str) -> dict[str, Any]:
-    algo = (
-        jwt.algorithms.RSAAlgorithm
-        if isinstance(key, rsa.RSAPrivateKey)
-        else jwt.algorithms.ECAlgorithm
-    )
-    out = json.loads(algo.to_jwk(key))
+    if isinstance(key, rsa.RSAPrivateKey):
+        out = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key))
+    else:
+        out = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key))
     out.update(kid=kid, use="sig")
     return dict(out)
 
@@ -194,8 +193,13 @@ def test_legacy_flags_verify_a_real_id_token(idp: IdP) -> None:
 
 
 def test_default_username_prefix_is_the_issuer(idp: IdP) -> None:
-    """With the default sub claim and no prefix flag, names read ``<issuer>#<sub>``."""
-    with Authenticator(legacy(idp)) as runner:
+    """Primed at start-up (ready, healthy); default sub claim names read ``<issuer>#<sub>``."""
+    a = legacy(idp)
+    assert "is not initialized" in (a.health_error() or "")
+    with Authenticator(a) as runner:
+        assert runner.run(a.prime_flow(time.time())) is True
+        assert a.ready
+        assert a.health_error() is None
         resp = runner.authenticate_token(idp.id_token("bob"))
     assert resp is not None
     assert f"{idp.issuer}#bob" == resp.user.name
@@ -265,6 +269,7 @@ def test_rotation_then_outage(idp: IdP) -> None:
         assert runner.authenticate_token(old_token) is not None
     old = json.loads(Path(idp.tmp / "idp-jwks.json").read_text())["keys"][0]
     old_key = jwt.algorithms.RSAAlgorithm.from_jwk(old)
+    assert isinstance(old_key, rsa.RSAPrivateKey)
     # Rotate: a new key signs (listed first), the old one is still published.
     idp.stop()
     idp.start(

@@ -114,3 +114,20 @@ def test_user_protocol() -> None:
 class _Req:
     def __init__(self, user: Any) -> None:
         self.user = user
+
+
+def test_warning_rides_on_the_401(client: Client) -> None:
+    """The bearer extra-space warning is sent with the rejection, as kube-apiserver does."""
+    r = client.get("/me", HTTP_AUTHORIZATION="Bearer  alice-token")
+    assert r.status_code == 401
+    assert r.headers["Warning"].startswith('299 - "the provided Authorization header')
+
+
+def test_warnings_join_an_existing_warning_header() -> None:
+    """A Warning the view already set is kept; ours are appended to the list value."""
+    from django.http import HttpResponse
+
+    response = HttpResponse()
+    response.headers["Warning"] = '299 - "app"'
+    integration._add_warnings(response, ["a", "b"])
+    assert response.headers["Warning"] == '299 - "app", 299 - "a", 299 - "b"'

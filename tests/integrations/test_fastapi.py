@@ -4,7 +4,7 @@ import base64
 from typing import Annotated
 
 import pytest
-from fastapi import Depends, FastAPI, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
@@ -141,3 +141,25 @@ def test_websocket_dependency_with_subprotocol_token(chain: Chain) -> None:
     ):
         pass  # pragma: no cover - the handshake is refused
     assert info.value.status_code == 401
+
+
+def test_route_request_loses_the_token_without_middleware(chain: Chain) -> None:
+    """Authenticating in a dependency strips the header the route's Request already parsed."""
+    app = FastAPI()
+    auth = KubernetesAuth(chain=chain)
+
+    @app.get("/peek")
+    async def peek(
+        request: Request, user: Annotated[KubernetesUser, Depends(auth.current_user)]
+    ) -> dict[str, object]:
+        return {"user": user.name, "sees": "authorization" in request.headers}
+
+    assert TestClient(app).get("/peek", headers=ALICE).json() == {"user": "alice", "sees": False}
+
+
+def test_warning_rides_on_the_401(client: TestClient) -> None:
+    """The bearer extra-space warning is sent with the rejection, as kube-apiserver does."""
+    r = client.get("/me", headers={"Authorization": "Bearer  alice-token"})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert r.headers["warning"].startswith('299 - "the provided Authorization header')

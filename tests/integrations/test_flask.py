@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 
 from k8sauthn.config.build import Chain
@@ -79,3 +79,26 @@ def test_init_app_later_and_skip_paths(chain: Chain) -> None:
     assert app.extensions["k8sauthn"] is auth
     with app.test_request_context("/"):
         assert current_user() is None
+
+
+def test_warning_rides_on_the_401(client: FlaskClient) -> None:
+    """The bearer extra-space warning is sent with the rejection, as kube-apiserver does."""
+    r = client.get("/me", headers={"Authorization": "Bearer  alice-token"})
+    assert r.status_code == 401
+    assert r.headers["Warning"].startswith('299 - "the provided Authorization header')
+
+
+def test_authorization_parsed_before_the_hook_is_forgotten(chain: Chain) -> None:
+    """A request.authorization cached by an earlier hook does not survive authentication."""
+    app = Flask(__name__)
+    seen: list[object] = []
+    app.before_request(lambda: seen.append(request.authorization) and None)
+    KubernetesAuth(app, chain=chain)
+
+    @app.get("/")
+    def index() -> str:
+        return repr(request.authorization)
+
+    r = app.test_client().get("/", headers=ALICE)
+    assert seen[0] is not None  # the earlier hook really parsed the token
+    assert r.text == "None"

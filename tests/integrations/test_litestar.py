@@ -106,3 +106,30 @@ def test_skip_paths_and_guard_without_user(chain: Chain) -> None:
     with TestClient(Litestar([open_, free], middleware=[mw])) as c:
         assert c.get("/open").status_code == 401
         assert c.get("/free").text == "None"
+
+
+def test_handlers_never_see_the_token_even_with_cors(chain: Chain) -> None:
+    """Litestar's CORS middleware caches parsed headers first; the handler still sees none."""
+    from litestar.config.cors import CORSConfig
+
+    @get("/h")
+    async def h(request: Request[Any, Any, Any]) -> dict[str, Any]:
+        return {"sees": "authorization" in request.headers, "user": request.user.name}
+
+    mw = DefineMiddleware(KubernetesAuthenticationMiddleware, chain=chain)
+    app = Litestar([h], middleware=[mw], cors_config=CORSConfig(allow_origins=["*"]))
+    with TestClient(app) as c:
+        r = c.get("/h", headers={**ALICE, "Origin": "http://example.test"})
+    assert r.json() == {"sees": False, "user": "alice"}
+
+
+def test_warnings_ride_on_the_401_and_the_success(client: Any, anonymous_chain: Chain) -> None:
+    """The bearer extra-space warning is sent with the rejection and with an accepted request."""
+    r = client.get("/me", headers={"Authorization": "Bearer  alice-token"})
+    assert r.status_code == 401
+    assert r.headers["warning"].startswith('299 - "the provided Authorization header')
+    with TestClient(example.create_app(anonymous_chain)) as anon:
+        r = anon.get("/me", headers={"Authorization": "Bearer  alice-token"})
+        assert r.json()["name"] == "system:anonymous"
+        assert r.headers["warning"].startswith('299 - "the provided Authorization header')
+        assert "warning" not in anon.get("/me", headers=ALICE).headers

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 from starlette.applications import Starlette
@@ -14,7 +16,7 @@ from starlette.testclient import TestClient, WebSocketDenialResponse
 
 from k8sauthn import Response, UserInfo
 from k8sauthn.config.build import Chain
-from k8sauthn.integrations.starlette import KubernetesUser, scopes_for
+from k8sauthn.integrations.starlette import KubernetesUser, authentication_middleware, scopes_for
 from k8sauthn.middleware import UNAUTHORIZED_BODY
 from k8sauthn.middleware.asgi import USER_KEY, AuthenticationMiddleware
 
@@ -127,3 +129,61 @@ def test_pure_asgi_middleware_in_a_starlette_middleware_list(chain: Chain) -> No
     client = TestClient(app)
     assert client.get("/me", headers={"Authorization": "Bearer alice-token"}).text == "alice"
     assert client.get("/me").status_code == 401
+
+
+def test_warning_rides_on_the_401(client: TestClient) -> None:
+    """The bearer extra-space warning is sent with the rejection, as kube-apiserver does."""
+    r = client.get("/me", headers={"Authorization": "Bearer  alice-token"})
+    assert r.status_code == 401
+    assert r.content == UNAUTHORIZED_BODY
+    assert r.headers["warning"].startswith('299 - "the provided Authorization header')
+
+
+def test_warning_rides_on_the_success(anonymous_chain: Chain) -> None:
+    """With anonymous on, the extra-space request passes as anonymous and keeps the warning."""
+    client = TestClient(example.create_app(anonymous_chain))
+    r = client.get("/healthz", headers={"Authorization": "Bearer  alice-token"})
+    assert r.status_code == 200  # skipped: no authentication, no warning
+    assert "warning" not in r.headers
+    r = client.get("/me", headers={"Authorization": "Bearer  alice-token"})
+    assert r.status_code == 403  # anonymous lacks the "authenticated" scope
+    assert r.headers["warning"].startswith('299 - "the provided Authorization header')
+
+
+def test_backend_under_starlettes_own_middleware(chain: Chain) -> None:
+    """KubernetesBackend plugs into the stock AuthenticationMiddleware with its on_error."""
+    from starlette.middleware.authentication import AuthenticationMiddleware as Stock
+
+    from k8sauthn.integrations.starlette import KubernetesBackend
+
+    async def me(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"{request.user.display_name}:{request.user.is_authenticated}")
+
+    backend = KubernetesBackend(chain=chain, skip_paths=["/open"])
+    app = Starlette(
+        routes=[Route("/me", me), Route("/open", me)],
+        middleware=[Middleware(Stock, backend=backend, on_error=backend.on_error)],
+    )
+    with TestClient(app) as client:  # the lifespan scope passes through too
+        assert client.get("/me", headers={"Authorization": "Bearer alice-token"}).text == (
+            "alice:True"
+        )
+        r = client.get("/me", headers={"Authorization": "Bearer wrong"})
+        assert (r.status_code, r.content) == (401, UNAUTHORIZED_BODY)
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert client.get("/open").text == ":False"
+
+
+def test_kubernetes_middleware_passes_the_lifespan(chain: Chain) -> None:
+    """The lifespan scope reaches the application's startup code untouched."""
+    started: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started.append(True)
+        yield
+
+    app = Starlette(middleware=[authentication_middleware(chain=chain)], lifespan=lifespan)
+    with TestClient(app):
+        pass
+    assert started == [True]

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from k8sauthn import Context, Flow, InvalidBearerToken, RequestView, Response, UserInfo, pure
+from k8sauthn._flow import Sleep
 
 TOKENS: Mapping[str, UserInfo] = {
     "alice-token": UserInfo("alice", uid="1001", groups=("dev",), extra={"scopes": ("read",)}),
@@ -61,10 +62,23 @@ class FakeRequestAuthenticator:
 
 
 @attrs.frozen
+class EffectfulRequestAuthenticator:
+    """FakeRequestAuthenticator after one real effect (a Sleep), like a cache miss or a webhook."""
+
+    inner: FakeRequestAuthenticator = FakeRequestAuthenticator()
+
+    def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
+        yield Sleep(0)
+        return (yield from self.inner.request_flow(request, ctx))
+
+
+@attrs.frozen
 class FakeChain:
     """The attributes of ``k8sauthn.config.build.Chain`` the adapters read."""
 
-    request: FakeRequestAuthenticator | None = FakeRequestAuthenticator()
+    request: FakeRequestAuthenticator | EffectfulRequestAuthenticator | None = (
+        FakeRequestAuthenticator()
+    )
     token: None = None
     api_audiences: tuple[str, ...] = ()
     strip_headers: tuple[str, ...] = ()

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from k8sauthn.io import AsyncAuthenticator
-from k8sauthn.middleware import UNAUTHORIZED_BODY
+from k8sauthn.middleware import UNAUTHORIZED_BODY, NotAuthenticated
 from k8sauthn.middleware.asgi import (
     USER_KEY,
     AuthenticationMiddleware,
@@ -18,7 +18,12 @@ from k8sauthn.middleware.asgi import (
 )
 
 from .._pki import Cert
-from ._support import FakeChain, FakeRequestAuthenticator, ws_protocol
+from ._support import (
+    EffectfulRequestAuthenticator,
+    FakeChain,
+    FakeRequestAuthenticator,
+    ws_protocol,
+)
 
 EXPECTED_401 = (
     b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
@@ -218,6 +223,50 @@ class TestHTTP:
         async with client(AuthenticationMiddleware(Echo(), authenticator=runner)) as c:
             r = await c.get("/", headers={"Authorization": "Bearer alice-token"})
         assert r.status_code == 401
+
+    async def test_a_chain_that_needs_effects_is_run_to_its_answer(self) -> None:
+        """A chain that must perform I/O first (cache miss, webhook) still accepts and rejects."""
+        slow = EffectfulRequestAuthenticator(FakeRequestAuthenticator(audiences=("api",)))
+        app = Echo()
+        mw = AuthenticationMiddleware(app, chain=FakeChain(request=slow, api_audiences=("api",)))
+        async with client(mw) as c:
+            ok = await c.get("/", headers={"Authorization": "Bearer alice-token"})
+            bad = await c.get("/", headers={"Authorization": "Bearer nope"})
+            none = await c.get("/")
+        assert (ok.status_code, bad.status_code, none.status_code) == (200, 401, 401)
+        assert ok.json()["user"] == "alice"
+        assert "authorization" not in ok.json()["headers"]
+        assert len(app.scopes) == 1
+
+    async def test_authenticate_returns_the_response_and_warnings(self) -> None:
+        """ScopeAuthenticator.authenticate (the integrations' entry) strips and reports."""
+        auth = ScopeAuthenticator(
+            chain=FakeChain(
+                request=EffectfulRequestAuthenticator(FakeRequestAuthenticator(warning="w"))
+            )
+        )
+        scope = http_scope(headers=[(b"Authorization", b"Bearer alice-token"), (b"x-a", b"1")])
+        done = await auth.authenticate(scope)
+        assert (done.response.user.name, done.warnings) == ("alice", ("w",))
+        assert scope["headers"] == [(b"x-a", b"1")]
+        assert scope[USER_KEY] is done.response
+
+    async def test_headers_that_are_not_a_list_are_replaced(self) -> None:
+        """A server may hand over a tuple of headers: the stripped list replaces it."""
+        auth = ScopeAuthenticator(chain=FakeChain())
+        scope = http_scope()
+        scope["headers"] = ((b"authorization", b"Bearer alice-token"), (b"x-a", b"1"))
+        await auth.authenticate(scope)
+        assert scope["headers"] == [(b"x-a", b"1")]
+
+    async def test_an_empty_chain_refuses_direct_authentication(self) -> None:
+        """authenticate() on an empty chain raises: only the middleware turns it into a pass."""
+        auth = ScopeAuthenticator(chain=FakeChain(request=None))
+        assert not auth.enabled
+        assert auth.context().audiences is None
+        with pytest.raises(NotAuthenticated):
+            await auth.authenticate(http_scope())
+        await auth.aclose()
 
     async def test_lifespan_passes_through(self) -> None:
         """Non-HTTP scopes are handed to the app untouched."""

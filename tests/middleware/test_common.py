@@ -42,13 +42,13 @@ class TestFilterFlow:
         assert isinstance(info.value, AuthenticationError)
 
     def test_audience_mismatch_text(self) -> None:
-        """The mismatch error carries kube-apiserver's log text and both lists."""
+        """The mismatch error reads as kube-apiserver logs it: credential's, then API audiences."""
         auth = FakeRequestAuthenticator(audiences=("b", "c"))
         flow = filter_flow(auth, _view("alice-token"), Context(now=0, audiences=("a",)))
         with pytest.raises(AudienceMismatch) as info:
             run_pure(flow)
-        assert str(info.value) == "unable to match the audience: [a] , accepted: [b c]"
-        assert info.value.accepted == ("b", "c")
+        assert str(info.value) == "unable to match the audience: [b c] , accepted: [a]"
+        assert (info.value.audiences, info.value.accepted) == (("b", "c"), ("a",))
 
     @pytest.mark.parametrize(
         ("api", "resp"), [(None, ("b",)), (("a",), ()), (("a", "b"), ("b",)), ((), ("x",))]
@@ -123,3 +123,23 @@ def test_der_chain_from_pem(root_ca: Cert) -> None:
 def _view(token: str = "") -> RequestView:
     headers = Headers([("authorization", f"Bearer {token}")] if token else [])
     return RequestView(headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "skipped"),
+    [
+        ("/static/app.js", True),
+        ("/static/", True),
+        ("/static/../admin", False),
+        ("/static/./x", False),
+        ("/static/a/..", False),
+        ("/static/..\\admin", False),
+        ("/static/.well-known", True),
+        ("/healthz", True),
+        ("/healthz/", False),
+    ],
+)
+def test_prefix_skips_refuse_dot_segments(path: str, skipped: bool) -> None:
+    """A skip prefix cannot be stretched over another route with dot segments."""
+    policy = FilterPolicy.create(skip_paths=["/healthz", "/static/*"])
+    assert policy.skips(path) is skipped

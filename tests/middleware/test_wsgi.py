@@ -20,7 +20,12 @@ from k8sauthn.middleware.wsgi import (
 )
 
 from .._pki import Cert
-from ._support import FakeChain, FakeRequestAuthenticator, ws_protocol
+from ._support import (
+    EffectfulRequestAuthenticator,
+    FakeChain,
+    FakeRequestAuthenticator,
+    ws_protocol,
+)
 
 
 class Echo:
@@ -156,6 +161,16 @@ def test_ready_runner_and_audience_check() -> None:
     r = Client(mw).get("/", headers={"Authorization": "Bearer alice-token"})
     assert r.status_code == 401
     mw.close()
+
+
+def test_a_chain_that_needs_effects_is_run_to_its_answer() -> None:
+    """A chain that must perform I/O first (cache miss, webhook) still accepts and rejects."""
+    chain = FakeChain(request=EffectfulRequestAuthenticator())
+    client = Client(AuthenticationMiddleware(Echo(), chain=chain))
+    ok = client.get("/", headers={"Authorization": "Bearer alice-token"})
+    assert (ok.status_code, ok.json["user"]) == (200, "alice")
+    assert "HTTP_AUTHORIZATION" not in ok.json["keys"]
+    assert client.get("/", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 def test_exactly_one_source_is_required() -> None:

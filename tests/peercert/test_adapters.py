@@ -90,6 +90,13 @@ class TestNginxHeader:
         s = scope("::1", ("ssl-client-cert", quote(pki[2].pem.decode())))
         assert reader(s) == (pki[2].der,)
 
+    def test_ipv4_mapped_peer_matches_its_ipv4_network(self, pki):
+        """A dual-stack server reports ::ffff:127.0.0.1; it is the declared 127.0.0.1."""
+        reader = TrustedProxyCertificate.nginx(trusted_proxies=["127.0.0.1"])
+        s = scope("::ffff:127.0.0.1", ("ssl-client-cert", quote(pki[2].pem.decode())))
+        assert reader(s) == (pki[2].der,)
+        assert not reader.trusts("::ffff:10.0.0.1")
+
     def test_absent_or_empty_header_is_no_certificate(self):
         """A trusted proxy that forwards no certificate gives none."""
         reader = TrustedProxyCertificate.nginx(trusted_proxies=["127.0.0.1"])

@@ -169,3 +169,21 @@ class TestHelpers:
             assert calls == []
             assert len(parts) == 3
             assert parts[1] == ""
+
+
+class TestPendingTokenChain:
+    @pytest.mark.parametrize("header", ["Bearer x", "BEARER x", " Bearer x"])
+    def test_token_chain_with_effects(self, header: str) -> None:
+        """A token chain that needs effects still answers, on the fast and general paths."""
+        auth = BearerAuthenticator(FakeToken({"x": user("slow")}, sleep=0.001))
+        resp = Authenticator(auth).authenticate_request(view(header))
+        assert resp is not None
+        assert resp.user.name == "slow"
+
+    @pytest.mark.parametrize("sleep", [0, 0.001])
+    @pytest.mark.parametrize("header", ["Bearer unknown", "BEARER unknown"])
+    def test_unknown_token(self, header: str, sleep: float) -> None:
+        """No opinion, with or without effects, on either path is 'invalid bearer token'."""
+        auth = BearerAuthenticator(FakeToken({}, sleep=sleep))
+        with pytest.raises(InvalidBearerToken):
+            Authenticator(auth).authenticate_request(view(header))

@@ -232,6 +232,9 @@ class TestHeaderReader:
         """A header name that is only whitespace cannot be configured."""
         with pytest.raises(ConfigError, match=r'^empty header "  "$'):
             HeaderNames(["  "], [], [], [])
+        with pytest.raises(ConfigError) as info:
+            HeaderNames([], [], ["\t\n"], [])
+        assert str(info.value) == 'empty header "\\t\\n"'  # quoted like Go's %q
 
 
 class TestOptions:
@@ -287,6 +290,31 @@ class TestOptions:
             validate_options(
                 RequestHeaderOptions(uid_headers=["x-remote-uid"]), uid_headers_enabled=False
             )
+
+    def test_errors_come_in_kubernetes_order(self):
+        """The four lists first, then the UID headers (blank check, then the standard name)."""
+        with pytest.raises(ConfigError) as info:
+            validate_options(
+                RequestHeaderOptions(
+                    uid_headers=[" ", "X-Uid"], group_headers=[""], allowed_names=["\t"]
+                )
+            )
+        assert [str(e) for e in info.value.errors] == [
+            'empty value in "requestheader-group-headers"',
+            'empty value in "requestheader-allowed-names"',
+            'empty value in "requestheader-uid-headers"',
+            "--requestheader-uid-headers is set without specifying the standard X-Remote-Uid "
+            "header - API aggregation will not work",
+        ]
+
+    def test_gate_off_reports_only_the_gate_for_uid_headers(self):
+        """With RemoteRequestHeaderUID off, blank UID entries are not checked, only the gate."""
+        with pytest.raises(ConfigError) as info:
+            validate_options(RequestHeaderOptions(uid_headers=[" "]), uid_headers_enabled=False)
+        assert [str(e) for e in info.value.errors] == [
+            '--requestheader-uid-headers requires the "RemoteRequestHeaderUID" feature to be '
+            "enabled"
+        ]
 
     def test_missing_standard_names_are_warnings(self):
         """Non-standard username/group/extra names only warn."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
@@ -29,6 +29,17 @@ from tests.conftest import run_pure
 from .test_x509_support import HOUR, NOW_TS, chain, retag_and_resign
 
 ANY_EKU = (ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,)
+DIGITAL_SIGNATURE_ONLY = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -216,14 +227,85 @@ class TestVerification:
         assert authn.authenticate(chain(ca.issue("bob"), ca), NOW_TS).user.name == "bob"
 
     def test_non_ca_intermediate_gives_a_hint(self, authn, root):
-        """A leaf cannot sign: Go names the failed candidate in the unknown-authority error."""
+        """A leaf cannot sign: Go's CheckSignatureFrom names the candidate (constraint error)."""
         fake_ca = root.issue("not-a-ca")
         leaf = fake_ca.issue("bob")
         assert rejected(authn, leaf, fake_ca).endswith(
-            'unknown authority (possibly because of "x509: certificate is not authorized to sign '
-            'other certificates" while trying to verify candidate authority certificate '
-            '"not-a-ca")'
+            'unknown authority (possibly because of "x509: invalid signature: parent certificate '
+            'cannot sign this kind of certificate" while trying to verify candidate authority '
+            'certificate "not-a-ca")'
         )
+
+    def test_intermediate_whose_key_usage_excludes_cert_sign_cannot_issue(self, authn, root):
+        """Go refuses an issuer whose keyUsage lacks keyCertSign (RFC 5280 4.2.1.3)."""
+        ca = root.issue(name("sign-only-ca"), ca=True, eku=None, key_usage=DIGITAL_SIGNATURE_ONLY)
+        assert rejected(authn, ca.issue("bob"), ca).endswith(
+            'unknown authority (possibly because of "x509: invalid signature: parent certificate '
+            'cannot sign this kind of certificate" while trying to verify candidate authority '
+            'certificate "sign-only-ca")'
+        )
+
+    def test_intermediate_with_unknown_critical_extension_gives_a_hint(self, authn, root):
+        """Go's isValid refuses a CA with an unhandled critical extension and names it."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name("critical-ca"))
+            .issuer_name(root.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(9)
+            .not_valid_before(NOW - HOUR)
+            .not_valid_after(NOW + HOUR)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4.5"), b"\x05\x00"),
+                critical=True,
+            )
+            .sign(root.key, hashes.SHA256())
+        )
+        ca = Cert(cert, key, (root.cert,))
+        assert rejected(authn, ca.issue("bob"), ca).endswith(
+            'unknown authority (possibly because of "x509: unhandled critical extension" while '
+            'trying to verify candidate authority certificate "critical-ca")'
+        )
+
+    def test_many_look_alike_intermediates_hit_the_signature_check_limit(self, authn, root):
+        """A flood of same-name intermediates is cut off with Go's signature-limit error."""
+        real = root.intermediate("look-alike")
+        other = Cert.new_ca("other")
+        fakes = [other.issue(name("look-alike"), ca=True, eku=None) for _ in range(300)]
+        message = rejected(authn, real.issue("bob"), *fakes, real)
+        assert message.endswith(
+            "x509: signature check attempts limit reached while verifying certificate chain"
+        )
+
+    def test_repeated_intermediates_count_once(self, authn, root):
+        """As in Go's pool, a certificate sent many times is one candidate."""
+        real = root.intermediate("repeated")
+        fake = Cert.new_ca("other").issue(name("repeated"), ca=True, eku=None)
+        leaf = real.issue("bob")
+        assert authn.authenticate(chain(leaf, *[fake] * 300, real), NOW_TS).user.name == "bob"
+
+    def test_root_whose_key_usage_excludes_cert_sign_cannot_issue(self):
+        """The same holds for a bundle certificate; it still verifies itself when presented."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = name("sign-only-root")
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(7)
+            .not_valid_before(NOW - HOUR)
+            .not_valid_after(NOW + HOUR)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(DIGITAL_SIGNATURE_ONLY, critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        bad_root = Cert(cert, key, ())
+        authn = ClientCertAuthenticator.from_pem(bad_root.pem)
+        assert "cannot sign this kind of certificate" in rejected(authn, bad_root.issue("bob"))
+        assert authn.authenticate(chain(bad_root), NOW_TS).user.name == "sign-only-root"
 
     def test_expired_intermediate_gives_a_hint(self, authn, root):
         """An expired intermediate is named with its validity error."""
@@ -315,8 +397,11 @@ class TestVerification:
 
     def test_garbage_der_is_an_error_not_a_crash(self, authn, root):
         """Unparseable certificate bytes are rejected with a malformed-certificate error."""
-        with pytest.raises(CertificateRejected, match=r"x509: malformed certificate$"):
+        with pytest.raises(CertificateRejected) as info:
             authn.authenticate((b"\x30\x03garbage",), NOW_TS)
+        assert str(info.value) == (
+            "verifying certificate SN=<nil>, SKID=, AKID= failed: x509: malformed certificate"
+        )
         with pytest.raises(CertificateRejected, match=r"x509: malformed certificate$"):
             authn.authenticate((root.issue("x").der, b"junk"), NOW_TS)
 

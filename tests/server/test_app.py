@@ -187,7 +187,7 @@ class TestUnauthorized:
 
 
 class TestHealth:
-    @pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
+    @pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz", "/healthz/ping"])
     async def test_health_needs_no_credentials(self, files, path):
         """Probes answer ok without authentication."""
         assert (lambda r: (r[0], r[2]))(await call(_app(files), "GET", path)) == (200, b"ok")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -335,12 +337,20 @@ class TestContext:
         assert first is certs.context()  # unchanged files: same context
         new = pki["root"].server("rotated")
         new.write(tmp_path, "srv")
+        _touch(cert, key, seconds=5)  # file times are coarse: make the change visible
         second = certs.context()
         assert second is not first
         cert.write_bytes(b"-----BEGIN CERTIFICATE-----\nbroken\n")
+        _touch(cert, seconds=10)
         with caplog.at_level(logging.WARNING, logger="k8sauthn.server"):
             assert second is certs.context()
         assert "keeping the previous TLS configuration" in caplog.text
+
+
+def _touch(*paths: Path, seconds: float) -> None:
+    when = time.time() + seconds
+    for p in paths:
+        os.utime(p, (when, when))
 
 
 async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from k8sauthn import BackendUnavailable, Context, Response, UserInfo, pure, run_pure
 from k8sauthn.token.bootstrap import (
@@ -239,3 +243,20 @@ class TestRFC3339:
     def test_invalid(self, text: str) -> None:
         """Out-of-range fields and non-RFC 3339 shapes do not parse."""
         assert parse_rfc3339(text) is None
+
+
+@given(
+    when=st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(9998, 12, 31)),
+    offset_minutes=st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59),
+    micros=st.integers(min_value=0, max_value=999_999),
+)
+def test_rfc3339_agrees_with_datetime(when: dt.datetime, offset_minutes: int, micros: int) -> None:
+    """Any RFC 3339 timestamp parses to the instant Python's datetime computes."""
+    zone = dt.timezone(dt.timedelta(minutes=offset_minutes))
+    stamp = when.replace(microsecond=micros, tzinfo=zone)
+    text = stamp.isoformat(timespec="microseconds")
+    if offset_minutes == 0:
+        text = text.replace("+00:00", "Z")
+    parsed = parse_rfc3339(text)
+    assert parsed is not None
+    assert parsed == pytest.approx(stamp.timestamp(), abs=1e-6)

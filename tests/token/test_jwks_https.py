@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from k8sauthn import BackendUnavailable
+from k8sauthn import BackendUnavailable, Response
 from k8sauthn.io import AsyncAuthenticator, Authenticator
 from k8sauthn.token.oidc import InvalidJWT, JWTAuthenticator
 
@@ -57,6 +57,11 @@ def provider(tmp_path: Path, root_ca: Cert) -> Iterator[Provider]:
     p.server.stop()
 
 
+def name(resp: Response | None) -> str:
+    assert resp is not None
+    return resp.user.name
+
+
 def authenticator(p: Provider, ca: Cert, **kwargs: Any) -> JWTAuthenticator:
     cfg = config(issuer=p.issuer, issuer_kwargs={"certificate_authority": ca.pem.decode()})
     return JWTAuthenticator.from_config(cfg, signing_algs=("RS256", "ES256"), **kwargs)
@@ -65,14 +70,23 @@ def authenticator(p: Provider, ca: Cert, **kwargs: Any) -> JWTAuthenticator:
 async def test_a_thousand_concurrent_tokens_cause_one_discovery_and_one_jwks_fetch(
     provider: Provider, root_ca: Cert
 ) -> None:
-    """1000 concurrent async requests for a not-yet-fetched kid: one GET of each document."""
+    """1000 concurrent async requests for a kid we do not hold: one GET of each document,
+    both for the very first keys and after a rotation (past the refresh cooldown)."""
     a = authenticator(provider, root_ca)
-    tok = provider.token()
-    async with AsyncAuthenticator(a) as runner:
+    now = [time.time()]
+    async with AsyncAuthenticator(a, clock=lambda: now[0]) as runner:
+        tok = provider.token()
         results = await asyncio.gather(*(runner.authenticate_token(tok) for _ in range(1000)))
-    assert {"jane"} == {r.user.name for r in results if r is not None}
-    assert provider.server.calls("/.well-known/openid-configuration") == 1
-    assert provider.server.calls("/keys") == 1
+        assert {"jane"} == {r.user.name for r in results if r is not None}
+        assert provider.server.calls("/.well-known/openid-configuration") == 1
+        assert provider.server.calls("/keys") == 1
+        rotated = ec_key("rotated-async", crv="P-256")
+        provider.keys = [jwk(rsa_key(), "k1"), jwk(rotated, "k2")]
+        now[0] += 11  # past the 10 s refresh cooldown
+        tok2 = provider.token("k2", rotated, "ES256")
+        results = await asyncio.gather(*(runner.authenticate_token(tok2) for _ in range(1000)))
+        assert sum(1 for r in results if r is not None and r.user.name == "jane") == 1000
+        assert provider.server.calls("/keys") == 2
 
 
 def test_threads_share_one_fetch_and_rotation_refetches(provider: Provider, root_ca: Cert) -> None:
@@ -94,7 +108,7 @@ def test_threads_share_one_fetch_and_rotation_refetches(provider: Provider, root
         assert provider.server.calls("/keys") == 1
         second = ec_key("rotated", crv="P-256")
         provider.keys = [jwk(second, "k2")]
-        assert runner.authenticate_token(provider.token("k2", second, "ES256")).user.name == "jane"
+        assert name(runner.authenticate_token(provider.token("k2", second, "ES256"))) == "jane"
         assert provider.server.calls("/keys") == 2
         # The old key left the set: its tokens now fail (after one more refetch attempt).
         with pytest.raises(InvalidJWT, match="failed to verify id token signature"):
@@ -109,7 +123,7 @@ def test_outage_keeps_keys_and_unknown_kids_fail_closed(provider: Provider, root
     provider.server.stop()
     # A new runner: no pooled keep-alive connection survives the provider's shutdown.
     with Authenticator(a) as runner:
-        assert runner.authenticate_token(provider.token()).user.name == "jane"
+        assert name(runner.authenticate_token(provider.token())) == "jane"
         with pytest.raises(BackendUnavailable, match="fetching keys oidc: get keys failed"):
             runner.authenticate_token(provider.token("k9"))
 
@@ -124,7 +138,7 @@ def test_a_hanging_jwks_endpoint_is_bounded_by_the_timeout(
         provider.delay = 30.0
         with pytest.raises(BackendUnavailable, match="timed out"):
             runner.authenticate_token(provider.token("k9"))
-        assert runner.authenticate_token(provider.token()).user.name == "jane"
+        assert name(runner.authenticate_token(provider.token())) == "jane"
 
 
 def test_wrong_ca_is_not_initialized(provider: Provider, tmp_path: Path) -> None:

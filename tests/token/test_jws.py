@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from k8sauthn.token.jws import (
     ALGORITHMS,
@@ -196,3 +199,18 @@ def test_the_nine_algorithms_are_asymmetric() -> None:
     assert len(ALGORITHMS) == 9
     assert not [a for a in ALGORITHMS if a.startswith(("HS", "none"))]
     assert b64(b"\xff") == "_w"
+
+
+class TestProperties:
+    """Hypothesis: the parser never fails in an unexpected way and agrees with base64."""
+
+    @given(st.binary(max_size=64))
+    def test_base64url_round_trip(self, data: bytes) -> None:
+        """Every byte string survives an unpadded base64url round trip."""
+        assert data == b64decode_strict(b64(data))
+
+    @given(st.text(max_size=80) | st.text(alphabet='eyJ0123456789-_.ABCabc=+/ {}"', max_size=120))
+    def test_arbitrary_text_only_raises_malformed(self, text: str) -> None:
+        """Any string either parses or raises MalformedJWS, never anything else."""
+        with contextlib.suppress(MalformedJWS):
+            parse_compact(text)

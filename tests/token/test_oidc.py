@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 
-from k8sauthn import BackendUnavailable, ConfigError, Context, Fetch, Fetched, run_pure
+from k8sauthn import (
+    AuthenticationError,
+    BackendUnavailable,
+    ConfigError,
+    Context,
+    Fetch,
+    Fetched,
+    run_pure,
+)
 from k8sauthn.config.authentication import Issuer, JWTAuthenticatorConfig
 from k8sauthn.token.jws import ALGORITHMS
 from k8sauthn.token.oidc import InvalidJWT, JWTAuthenticator
@@ -195,8 +206,7 @@ class TestSignature:
         forged = token(alg="ES256", kid="e1", key=attacker, **{header: value})
         assert "failed to verify id token signature" in rejected(forged)
         genuine = token(**{header: value})
-        flow = AUTHN.token_flow(genuine, CTX)
-        assert run_pure(flow).user.name == "jane"  # and no Fetch was asked for
+        assert run(genuine).user.name == "jane"  # run_pure: no Fetch was asked for
 
     def test_crit_header_is_rejected_as_malformed(self) -> None:
         """A ``crit`` header never verifies."""
@@ -436,9 +446,26 @@ def test_fetch_effects_carry_the_configured_ca_and_timeout() -> None:
     a = JWTAuthenticator.from_config(
         config(issuer_kwargs={"certificate_authority": ca}), timeout=3.0
     )
-    effect = next(a.token_flow(token(), CTX))
-    fetch = effect.start() if not isinstance(effect, Fetch) else effect
-    fetch = next(fetch) if not isinstance(fetch, Fetch) else fetch
+    with pytest.raises(BackendUnavailable):
+        drive(a.token_flow(token(), CTX), [Fetched(500, {}, b"")])
+    effects = drive(a.prime_flow(NOW + 60), [Fetched(500, {}, b"")])[1]
+    fetch = next(e for e in effects if isinstance(e, Fetch))
     assert fetch.url == ISSUER + "/.well-known/openid-configuration"
+    assert fetch.tls is not None
     assert ca.encode() == fetch.tls.ca_pem
     assert fetch.timeout == 3.0
+
+
+@given(
+    st.text(max_size=200)
+    | st.builds(
+        lambda a, b, c: f"{a}.{b64(b)}.{c}",
+        st.text(alphabet="eyJhbGciOi-_", max_size=40),
+        st.binary(max_size=120).map(lambda b: b'{"iss":"' + ISSUER.encode() + b'",' + b),
+        st.text(alphabet="abc-_=", max_size=40),
+    )
+)
+def test_fuzzed_tokens_are_no_opinion_or_rejected(tok: str) -> None:
+    """Arbitrary input is None or an AuthenticationError, never another exception."""
+    with contextlib.suppress(AuthenticationError):
+        assert run(tok) is None

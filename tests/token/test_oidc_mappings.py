@@ -33,7 +33,9 @@ def authn(**kwargs: Any) -> JWTAuthenticator:
 
 
 def mapped(a: JWTAuthenticator, **payload: Any) -> Any:
-    return run_pure(a.token_flow(token(claims(**payload)), CTX)).user
+    resp = run_pure(a.token_flow(token(claims(**payload)), CTX))
+    assert resp is not None
+    return resp.user
 
 
 def rejected(a: JWTAuthenticator, **payload: Any) -> str:
@@ -370,7 +372,7 @@ class TestDistributedClaims:
             ({"_claim_names": {"other": "src1"}, "_claim_sources": self.SRC}, None),
             ({"_claim_names": names, "_claim_sources": {"src1": {"JWT": "e30"}}}, None),
         ]:
-            assert run_pure(self.A.token_flow(token(claims(**payload)), CTX)).user.groups == ()
+            assert mapped(self.A, **payload).groups == ()
             assert text is None
         # go-oidc already requires every name to reference an existing source.
         with pytest.raises(InvalidJWT, match="source does not exist"):

@@ -182,6 +182,7 @@ class TestFiles:
         assert auth.check()
         assert (lookup(auth, "old"), len(auth)) == (None, 2)
         assert lookup(auth, "new") is not None
+        assert auth.token_step("newer", CTX) is not None
         path.write_text("broken\n")
         os.utime(path, ns=(2, 2))
         assert not auth.check()

@@ -11,10 +11,20 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from .._flow import Flow, pure
+from .._flow import Flow
 from .._protocols import RequestAuthenticator, TokenAuthenticator
 from .._types import Context, RequestView, Response
 from ..exceptions import AuthenticationError
+from ._step import (
+    Pending,
+    RequestStep,
+    Step,
+    TokenStep,
+    flow_of,
+    raising,
+    request_stepper,
+    token_stepper,
+)
 
 __all__ = [
     "AudienceAgnosticRequest",
@@ -82,6 +92,17 @@ def _finish(resp: Response | None, auds: tuple[str, ...]) -> Response | None:
     return attrs.evolve(resp, audiences=auds)
 
 
+def _finish_step(outcome: Step, auds: tuple[str, ...]) -> Step:
+    if type(outcome) is Pending:
+        return Pending(_after(outcome.flow, auds))
+    return _finish(outcome, auds)  # type: ignore[arg-type]
+
+
+def _after(flow: Flow[Response | None], auds: tuple[str, ...]) -> Flow[Response | None]:
+    resp = yield from flow
+    return _finish(resp, auds)
+
+
 def _tuple(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
@@ -90,40 +111,52 @@ def _tuple(value: Iterable[str]) -> tuple[str, ...]:
 class AudienceAgnosticToken:
     """Answers only for the server's ``implicit`` audiences (the API audiences), spec §2.3."""
 
-    inner: TokenAuthenticator
+    inner: TokenAuthenticator = attrs.field()
     implicit: tuple[str, ...] = attrs.field(converter=_tuple)
+    _step: TokenStep = attrs.field(init=False, repr=False, eq=False)
+
+    @_step.default
+    def _default_step(self) -> TokenStep:
+        return token_stepper(self.inner)
 
     def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
+        try:
+            return flow_of(self.token_step(token, ctx))
+        except AuthenticationError as exc:
+            return raising(exc)
+
+    def token_step(self, token: str, ctx: Context, /) -> Step:
         if ctx.audiences is None:
-            # No audience context at all: the wrapper is transparent (and costs no flow layer).
-            return self.inner.token_flow(token, ctx)
+            # No audience context at all: the wrapper is transparent.
+            return self._step(token, ctx)
         auds = intersect(self.implicit, ctx.audiences)
         if not auds:
-            return pure(None)
-        return self._flow(token, ctx, auds)
-
-    def _flow(self, token: str, ctx: Context, auds: tuple[str, ...]) -> Flow[Response | None]:
-        resp = yield from self.inner.token_flow(token, ctx)
-        return _finish(resp, auds)
+            return None
+        return _finish_step(self._step(token, ctx), auds)
 
 
 @attrs.frozen
 class AudienceAgnosticRequest:
     """The request flavour of :class:`AudienceAgnosticToken` (used for request-header)."""
 
-    inner: RequestAuthenticator
+    inner: RequestAuthenticator = attrs.field()
     implicit: tuple[str, ...] = attrs.field(converter=_tuple)
+    _step: RequestStep = attrs.field(init=False, repr=False, eq=False)
+
+    @_step.default
+    def _default_step(self) -> RequestStep:
+        return request_stepper(self.inner)
 
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
+        try:
+            return flow_of(self.request_step(request, ctx))
+        except AuthenticationError as exc:
+            return raising(exc)
+
+    def request_step(self, request: RequestView, ctx: Context, /) -> Step:
         if ctx.audiences is None:
-            return self.inner.request_flow(request, ctx)
+            return self._step(request, ctx)
         auds = intersect(self.implicit, ctx.audiences)
         if not auds:
-            return pure(None)
-        return self._flow(request, ctx, auds)
-
-    def _flow(
-        self, request: RequestView, ctx: Context, auds: tuple[str, ...]
-    ) -> Flow[Response | None]:
-        resp = yield from self.inner.request_flow(request, ctx)
-        return _finish(resp, auds)
+            return None
+        return _finish_step(self._step(request, ctx), auds)

@@ -24,10 +24,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
-from .._flow import Flow, Shared, pure
+from .._flow import Flow, Shared
 from .._protocols import TokenAuthenticator
 from .._types import Context, Response
 from ..exceptions import AuthenticationError
+from ._step import Pending, Step, flow_of, raising
 
 __all__ = ["AuthenticationFailedUnexpectedly", "CacheStats", "CachedTokenAuthenticator"]
 
@@ -157,7 +158,10 @@ class CachedTokenAuthenticator:
         else:
             auds = tuple(audiences)
             suffix = self._suffixes.get(auds) or self._suffix(auds)
-        raw = _utf8(token)
+        try:
+            raw = token.encode()
+        except UnicodeEncodeError:  # lone surrogates: bytes that were not UTF-8
+            raw = token.encode("utf-8", "surrogateescape")
         inner = self._inner_pad()
         inner.update(len(raw).to_bytes(4, "big") + raw + suffix)
         outer = self._outer_pad()
@@ -173,19 +177,24 @@ class CachedTokenAuthenticator:
 
     # -- the flow ---------------------------------------------------------------------------
     def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
+        try:
+            return flow_of(self.token_step(token, ctx))
+        except AuthenticationError as exc:
+            return raising(exc)
+
+    def token_step(self, token: str, ctx: Context, /) -> Step:
+        """A hit answers here, synchronously; a miss is Pending on the shared inner call."""
         key = self.cache_key(token, ctx.audiences)
         entry = self._entries.get(key)
         if entry is not None and entry.expires_at > ctx.now:
             self.stats.hits += 1
-            if entry.error is None and not entry.warnings:
-                return pure(entry.response)
             return _replay(entry, ctx)
-        return self._miss(token, ctx, key)
+        return Pending(self._miss(token, ctx, key))
 
     def _miss(self, token: str, ctx: Context, key: bytes) -> Flow[Response | None]:
         entry: _Entry = yield Shared(self._flight_tag + key, lambda: self._fill(token, ctx, key))
         self.stats.misses += 1
-        return (yield from _replay(entry, ctx))
+        return _replay(entry, ctx)
 
     def _fill(self, token: str, ctx: Context, key: bytes) -> Flow[_Entry]:
         # Another flight may have filled the entry while this caller waited to start one.
@@ -244,17 +253,12 @@ class CachedTokenAuthenticator:
             self._entries.clear()
 
 
-def _replay(entry: _Entry, ctx: Context) -> Flow[Response | None]:
-    if entry.error is not None:
-        return _raise(entry.error)
+def _replay(entry: _Entry, ctx: Context) -> Response | None:
+    error = entry.error
+    if error is not None:
+        # The same exception object serves many callers: drop the traceback it collected so
+        # far so that it does not grow with every replay.
+        raise error.with_traceback(None)
     if entry.warnings:
         ctx.warnings.extend(entry.warnings)
-    return pure(entry.response)
-
-
-def _raise(error: AuthenticationError) -> Flow[Response | None]:
-    # The same exception object serves many callers: drop the traceback it collected so far
-    # so that it does not grow with every replay.
-    if False:  # pragma: no cover - makes this function a generator
-        yield  # type: ignore[unreachable]
-    raise error.with_traceback(None)
+    return entry.response

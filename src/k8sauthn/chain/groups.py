@@ -22,6 +22,8 @@ from .._types import (
     RequestView,
     Response,
 )
+from ..exceptions import AuthenticationError
+from ._step import Pending, RequestStep, Step, flow_of, raising, request_stepper
 
 __all__ = ["AuthenticatedGroupAdder", "RequestGroupAdder", "TokenGroupAdder"]
 
@@ -41,7 +43,8 @@ class AuthenticatedGroupAdder:
     ``system:unauthenticated``.
     """
 
-    inner: RequestAuthenticator
+    inner: RequestAuthenticator = attrs.field()
+    _step: RequestStep = attrs.field(init=False, repr=False, eq=False)
     # Cached responses come back as the same object on every hit: remember the copy made for
     # each (by identity; the entry holds the original so its id cannot be reused), so a cache
     # hit does not rebuild the user. Bounded; cleared when full.
@@ -49,10 +52,29 @@ class AuthenticatedGroupAdder:
         factory=dict, init=False, repr=False, eq=False
     )
 
+    @_step.default
+    def _default_step(self) -> RequestStep:
+        return request_stepper(self.inner)
+
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
-        resp = yield from self.inner.request_flow(request, ctx)
-        if resp is None:
+        try:
+            return flow_of(self.request_step(request, ctx))
+        except AuthenticationError as exc:
+            return raising(exc)
+
+    def request_step(self, request: RequestView, ctx: Context, /) -> Step:
+        outcome = self._step(request, ctx)
+        if outcome is None:
             return None
+        if type(outcome) is Pending:
+            return Pending(self._after(outcome.flow))
+        return self._add(outcome)  # type: ignore[arg-type]
+
+    def _after(self, flow: Flow[Response | None]) -> Flow[Response | None]:
+        resp = yield from flow
+        return None if resp is None else self._add(resp)
+
+    def _add(self, resp: Response) -> Response:
         memo = self._memo
         hit = memo.get(id(resp))
         if hit is not None and hit[0] is resp:

@@ -5,90 +5,182 @@ errors. When nothing succeeds the remembered errors are raised together (apimach
 text, :func:`~k8sauthn.exceptions.aggregate`), or ``None`` is returned when there were none.
 With ``fail_on_error`` the first error is raised at once: kube-apiserver uses that mode to put
 the anonymous authenticator behind everything else, so a rejected credential is never anonymous.
+
+Members are asked synchronously (:mod:`._step`) until one needs an effect; from there the union
+continues as a flow, with the errors collected so far.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._flow import Flow, pure
+from .._flow import Flow
 from .._protocols import RequestAuthenticator, TokenAuthenticator
 from .._types import Context, RequestView, Response
 from ..exceptions import AuthenticationError, aggregate
+from ._step import Pending, Step, flow_of, raising, request_stepper, token_stepper
 
 __all__ = ["RequestUnion", "TokenUnion", "request_union", "token_union"]
+
+
+def _raise_collected(errors: list[AuthenticationError] | None) -> None:
+    err = aggregate(errors or [])
+    if err is not None:
+        raise err
 
 
 class TokenUnion:
     """Several token authenticators tried in order; build it with :func:`token_union`."""
 
-    __slots__ = ("fail_on_error", "members")
+    __slots__ = ("_steps", "fail_on_error", "members")
 
     def __init__(self, members: Sequence[TokenAuthenticator], *, fail_on_error: bool = False):
         self.members: tuple[TokenAuthenticator, ...] = tuple(members)
         self.fail_on_error = fail_on_error
+        self._steps = tuple(token_stepper(m) for m in self.members)
 
     def __repr__(self) -> str:
         return f"TokenUnion({list(self.members)!r}, fail_on_error={self.fail_on_error})"
 
     def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
-        if not self.members:
-            return pure(None)
-        return self._flow(token, ctx)
+        try:
+            return flow_of(self.token_step(token, ctx))
+        except AuthenticationError as exc:
+            return raising(exc)
 
-    def _flow(self, token: str, ctx: Context) -> Flow[Response | None]:
-        errors: list[AuthenticationError] = []
-        for member in self.members:
+    def token_step(self, token: str, ctx: Context, /) -> Step:
+        errors: list[AuthenticationError] | None = None
+        for index, member_step in enumerate(self._steps):
             try:
-                resp = yield from member.token_flow(token, ctx)
+                outcome = member_step(token, ctx)
+            except AuthenticationError as exc:
+                if self.fail_on_error:
+                    raise
+                errors = [*errors, exc] if errors else [exc]
+                continue
+            if outcome is None:
+                continue
+            if type(outcome) is Pending:
+                return Pending(self._resume(outcome.flow, index, errors or [], token, ctx))
+            return outcome
+        _raise_collected(errors)
+        return None
+
+    def _resume(
+        self,
+        pending: Flow[Response | None],
+        index: int,
+        errors: list[AuthenticationError],
+        token: str,
+        ctx: Context,
+    ) -> Flow[Response | None]:
+        steps, flow = self._steps, pending
+        while True:
+            try:
+                resp = yield from flow
             except AuthenticationError as exc:
                 if self.fail_on_error:
                     raise
                 errors.append(exc)
-                continue
-            if resp is not None:
-                return resp
-        _raise_collected(errors)
-        return None
+            else:
+                if resp is not None:
+                    return resp
+            # The next members, synchronously again until one needs effects.
+            while True:
+                index += 1
+                if index >= len(steps):
+                    _raise_collected(errors)
+                    return None
+                try:
+                    outcome = steps[index](token, ctx)
+                except AuthenticationError as exc:
+                    if self.fail_on_error:
+                        raise
+                    errors.append(exc)
+                    continue
+                if outcome is None:
+                    continue
+                if type(outcome) is Pending:
+                    flow = outcome.flow
+                    break
+                return outcome  # type: ignore[return-value]
 
 
 class RequestUnion:
     """Several request authenticators tried in order; build it with :func:`request_union`."""
 
-    __slots__ = ("fail_on_error", "members")
+    __slots__ = ("_steps", "fail_on_error", "members")
 
     def __init__(self, members: Sequence[RequestAuthenticator], *, fail_on_error: bool = False):
         self.members: tuple[RequestAuthenticator, ...] = tuple(members)
         self.fail_on_error = fail_on_error
+        self._steps = tuple(request_stepper(m) for m in self.members)
 
     def __repr__(self) -> str:
         return f"RequestUnion({list(self.members)!r}, fail_on_error={self.fail_on_error})"
 
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
-        if not self.members:
-            return pure(None)
-        return self._flow(request, ctx)
+        try:
+            return flow_of(self.request_step(request, ctx))
+        except AuthenticationError as exc:
+            return raising(exc)
 
-    def _flow(self, request: RequestView, ctx: Context) -> Flow[Response | None]:
-        errors: list[AuthenticationError] = []
-        for member in self.members:
+    def request_step(self, request: RequestView, ctx: Context, /) -> Step:
+        errors: list[AuthenticationError] | None = None
+        for index, member_step in enumerate(self._steps):
             try:
-                resp = yield from member.request_flow(request, ctx)
+                outcome = member_step(request, ctx)
+            except AuthenticationError as exc:
+                if self.fail_on_error:
+                    raise
+                errors = [*errors, exc] if errors else [exc]
+                continue
+            if outcome is None:
+                continue
+            if type(outcome) is Pending:
+                return Pending(self._resume(outcome.flow, index, errors or [], request, ctx))
+            return outcome
+        _raise_collected(errors)
+        return None
+
+    def _resume(
+        self,
+        pending: Flow[Response | None],
+        index: int,
+        errors: list[AuthenticationError],
+        request: RequestView,
+        ctx: Context,
+    ) -> Flow[Response | None]:
+        steps, flow = self._steps, pending
+        while True:
+            try:
+                resp = yield from flow
             except AuthenticationError as exc:
                 if self.fail_on_error:
                     raise
                 errors.append(exc)
-                continue
-            if resp is not None:
-                return resp
-        _raise_collected(errors)
-        return None
-
-
-def _raise_collected(errors: list[AuthenticationError]) -> None:
-    err = aggregate(errors)
-    if err is not None:
-        raise err
+            else:
+                if resp is not None:
+                    return resp
+            # The next members, synchronously again until one needs effects.
+            while True:
+                index += 1
+                if index >= len(steps):
+                    _raise_collected(errors)
+                    return None
+                try:
+                    outcome = steps[index](request, ctx)
+                except AuthenticationError as exc:
+                    if self.fail_on_error:
+                        raise
+                    errors.append(exc)
+                    continue
+                if outcome is None:
+                    continue
+                if type(outcome) is Pending:
+                    flow = outcome.flow
+                    break
+                return outcome  # type: ignore[return-value]
 
 
 def token_union(*members: TokenAuthenticator, fail_on_error: bool = False) -> TokenAuthenticator:

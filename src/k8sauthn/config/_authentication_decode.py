@@ -327,6 +327,16 @@ def _load_yaml(text: str) -> Any:
         return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"error converting YAML to JSON: yaml: {exc}") from None
+    except ConfigError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        # An integer beyond Python's digit limit, or nesting beyond the interpreter's: still a
+        # configuration error, never a stray exception from the loader.
+        raise ConfigError(f"error converting YAML to JSON: {_bounded_reason(exc)}") from None
+
+
+def _bounded_reason(exc: Exception) -> str:
+    return "document nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 def _abbreviated(text: str) -> str:
@@ -345,8 +355,10 @@ def decode_authentication_config(data: bytes) -> AuthenticationConfiguration:
     if text.lstrip().startswith("{"):
         try:
             doc = json.loads(text, object_pairs_hook=_json_pairs)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"couldn't decode JSON: {exc}") from None
+        except ConfigError:
+            raise
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            raise ConfigError(f"couldn't decode JSON: {_bounded_reason(exc)}") from None
     else:
         doc = _load_yaml(text)
     if not isinstance(doc, dict):

@@ -278,6 +278,13 @@ CHECK_FLAGS: tuple[Flag, ...] = (
         "A PEM client certificate, optionally followed by its intermediates.",
     ),
     Flag("audience", _L, (), "check", "Target audiences (default: --api-audiences)."),
+    Flag(
+        "key",
+        _S,
+        "",
+        "check",
+        "The certificate's private key; only checked to match --cert.",
+    ),
 )
 
 # kube-apiserver flags that do not concern authentication: accepted and ignored with a warning,

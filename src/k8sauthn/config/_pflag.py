@@ -224,6 +224,11 @@ class FlagSet:
                 short = arg[1:2]
                 if short == "h":
                     raise HelpRequested
+                if short == "v" and "v" in self._ignored:  # klog's -v=2, as in kube-apiserver
+                    if "=" not in arg and len(arg) == 2 and i < len(args):
+                        i += 1
+                    warnings.append("ignoring -v: not an authentication flag")
+                    continue
                 raise FlagError(f"unknown shorthand flag: '{short}' in {arg}")
             body = arg[2:]
             if not body or body.startswith(("-", "=")):

@@ -16,6 +16,7 @@ import attrs
 
 from ..request.anonymous import AnonymousConfig
 from ._gourl import go_quote as _go_quote
+from ._gourl import redacted
 from .options import OIDCOptions
 
 __all__ = [
@@ -69,12 +70,17 @@ def _jwts(items: Iterable[JWTAuthenticatorConfig]) -> tuple[JWTAuthenticatorConf
     return tuple(items)
 
 
+def _url_repr(url: str) -> str:
+    # A URL with a password is rejected by validation, but the value may be logged first.
+    return repr(redacted(url))
+
+
 @attrs.frozen
 class Issuer:
     """Where tokens come from and whom they must be for (``jwt[].issuer``)."""
 
-    url: str
-    discovery_url: str = ""
+    url: str = attrs.field(repr=_url_repr)
+    discovery_url: str = attrs.field(default="", repr=_url_repr)
     #: PEM text; empty means the system roots.
     certificate_authority: str = attrs.field(default="", repr=False)
     audiences: tuple[str, ...] = attrs.field(default=(), converter=_strs)
@@ -219,7 +225,6 @@ def jwt_config_from_oidc_options(
 
     if not (opts.issuer_url and opts.client_id):
         raise ConfigError(OIDC_FLAGS_TOGETHER)
-    legacy_signing_algs(opts)
 
     prefix = opts.username_prefix
     if prefix == "" and opts.username_claim != "email":
@@ -249,4 +254,7 @@ def jwt_config_from_oidc_options(
     )
     if errors:
         raise ConfigError(errors)
+    # kube-apiserver validates the generated configuration first (ToAuthenticationConfig) and
+    # checks the algorithms only when it builds the authenticator (oidc.New).
+    legacy_signing_algs(opts)
     return config

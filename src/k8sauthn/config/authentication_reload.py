@@ -5,7 +5,9 @@ authenticator per ``jwt[]`` entry and combines them in a fail-on-error union. Wh
 changes (polled lazily through :class:`~k8sauthn.config._load.ReloadingFile`), a valid new file
 replaces the whole union in one assignment; an unreadable, undecodable or invalid file -- or one
 whose ``anonymous`` section differs from the first file's -- keeps the previous authenticators and
-records the error (``last_error``, ``on_error``, ``failures``). Identical content is not rebuilt.
+records the error (``last_error``, ``on_error``, ``failures``). Identical content is not rebuilt,
+and content that failed to decode or validate is not tried again (kube-apiserver tracks it and
+stops retrying); an unreadable file or a failed build is retried at every poll.
 
 Unlike kube-apiserver we do not wait for the new issuers' discovery before swapping: our JWT
 authenticators discover lazily on the first token (see docs/authentication-config.md).
@@ -50,6 +52,14 @@ def config_hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest() if data else ""
 
 
+class _StillRejected(Exception):
+    """The file still holds content that was already rejected: no new attempt, no new metric."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
 @attrs.frozen
 class _Loaded:
     config: AuthenticationConfiguration
@@ -84,6 +94,8 @@ class AuthenticationConfigFile:
         self._on_reload = on_reload
         self._initial_anonymous: AnonymousConfig | None = None
         self._current: _Loaded | None = None
+        #: SHA-256 of the content that last failed to decode or validate, and why.
+        self._rejected: tuple[bytes, ConfigError] | None = None
         #: Reload counters for the ``automatic_reloads_total{status}`` metric.
         self.successes = 0
         self.failures = 0
@@ -102,6 +114,8 @@ class AuthenticationConfigFile:
         return f"AuthenticationConfigFile({str(self._file.path)!r})"
 
     def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, _StillRejected):
+            return
         self.failures += 1
         if self._on_error is not None:
             self._on_error(exc)
@@ -112,14 +126,21 @@ class AuthenticationConfigFile:
         current = self._current
         if current is not None and data == current.data:
             return current  # identical content: keep the built authenticators
-        config = decode_authentication_config(data)
-        errors = validate_authentication_config(config, disallowed_issuers=self._disallowed)
-        if current is not None and config.anonymous != self._initial_anonymous:
-            errors.append(
-                FieldError("anonymous", "Forbidden: changed from initial configuration file")
-            )
-        if errors:
-            raise ConfigError(errors)
+        digest = hashlib.sha256(data).digest()
+        if self._rejected is not None and self._rejected[0] == digest:
+            raise _StillRejected(self._rejected[1])
+        try:
+            config = decode_authentication_config(data)
+            errors = validate_authentication_config(config, disallowed_issuers=self._disallowed)
+            if current is not None and config.anonymous != self._initial_anonymous:
+                errors.append(
+                    FieldError("anonymous", "Forbidden: changed from initial configuration file")
+                )
+            if errors:
+                raise ConfigError(errors)
+        except ConfigError as exc:
+            self._rejected = (digest, exc)  # "not ... valid and never will be" (kube-apiserver)
+            raise
         members = [self._build(jwt) for jwt in config.jwt]
         loaded = _Loaded(config, token_union(*members, fail_on_error=True), data)
         self._current = loaded
@@ -142,7 +163,8 @@ class AuthenticationConfigFile:
     @property
     def last_error(self) -> Exception | None:
         """Why the latest changed file was not installed, or None."""
-        return self._file.last_error
+        error = self._file.last_error
+        return error.original if isinstance(error, _StillRejected) else error
 
     @property
     def hash(self) -> str:

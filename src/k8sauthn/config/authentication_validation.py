@@ -110,7 +110,11 @@ def _issuer_errors(issuer: Issuer, path: str, disallowed: tuple[str, ...]) -> li
         d_path = _child(path, "discoveryURL")
         if issuer.url and issuer.url.rstrip("/") == issuer.discovery_url.rstrip("/"):
             errs.append(
-                _invalid(d_path, issuer.discovery_url, "discoveryURL must be different from URL")
+                _invalid(
+                    d_path,
+                    redacted(issuer.discovery_url),
+                    "discoveryURL must be different from URL",
+                )
             )
         errs += _url_errors(issuer.discovery_url, d_path, None)
 
@@ -320,7 +324,10 @@ def _is_kubernetes_domain(key: str) -> bool:
 def _mapping_errors(m: ClaimMappings, path: str, state: _State) -> list[FieldError]:
     u_path = _child(path, "username")
     compiled, errs = _prefixed_errors(m.username, u_path, required=True)
-    if compiled is not None:
+    # Kubernetes looks at the username expression only when its mapping had no error at all
+    # (validateClaimMappings: `if err != nil {...} else if compilationResult != nil`): a prefix
+    # set beside an expression hides the email rule.
+    if compiled is not None and not errs:
         state.uses_email = compiled.references("email")
         state.uses_email_verified |= compiled.references("email_verified")
 
@@ -425,12 +432,14 @@ def validate_authentication_config(
         path = _index("jwt", i)
         errs += validate_jwt_authenticator(jwt, path=path, disallowed_issuers=disallowed)
         if jwt.issuer.url in seen_issuers:
-            errs.append(_duplicate(_child(path, "issuer", "url"), jwt.issuer.url))
+            errs.append(_duplicate(_child(path, "issuer", "url"), redacted(jwt.issuer.url)))
         seen_issuers.add(jwt.issuer.url)
         if jwt.issuer.discovery_url:
             if jwt.issuer.discovery_url in seen_discovery:
                 errs.append(
-                    _duplicate(_child(path, "issuer", "discoveryURL"), jwt.issuer.discovery_url)
+                    _duplicate(
+                        _child(path, "issuer", "discoveryURL"), redacted(jwt.issuer.discovery_url)
+                    )
                 )
             seen_discovery.add(jwt.issuer.discovery_url)
     if cfg.anonymous is not None:

@@ -111,6 +111,10 @@ def parse_configmap(content: bytes | str) -> ExtensionAuthentication:
         doc = yaml.safe_load(content)
     except yaml.YAMLError as exc:
         raise ConfigError(f"unable to parse ConfigMap: {exc}") from None
+    except RecursionError:
+        raise ConfigError("unable to parse ConfigMap: document nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise ConfigError(f"unable to parse ConfigMap: {exc}") from None
     if not isinstance(doc, Mapping):
         raise ConfigError("a ConfigMap must be a mapping")
     kind = doc.get("kind")
@@ -174,15 +178,16 @@ def authenticators_from_configmap(
 ) -> tuple[RequestHeaderAuthenticator | None, ClientCertAuthenticator | None]:
     """The request-header and X.509 authenticators a delegated server builds (spec §3.3).
 
-    Both follow CA changes in the file; the header names are read once, now. Either is
-    ``None`` when its CA key is absent at start-up.
+    Both follow CA changes in the file, and so do the proxy's allowed names (a trust decision:
+    Kubernetes' request-header controller follows them too); the header names are read once,
+    now. Either is ``None`` when its CA key is absent at start-up.
     """
     current = cm.value
     rh = None
     if current.requestheader_ca is not None:
         rh = RequestHeaderAuthenticator.behind_proxy(
             proxy_ca=requestheader_ca_source(cm),
-            allowed_names=current.allowed_names,
+            allowed_names=_Projection(cm, lambda v: v.allowed_names),
             username_headers=current.username_headers,
             uid_headers=current.uid_headers,
             group_headers=current.group_headers,

@@ -173,7 +173,9 @@ def _named(doc: Mapping[str, Any], key: str, inner: str) -> dict[str, Mapping[st
         body = item.get(inner) or {}
         if not isinstance(body, dict):
             raise ConfigError(f"invalid kubeconfig: {key}[{i}].{inner} must be a mapping")
-        out.setdefault(item["name"], body)  # client-go keeps the first of duplicate names
+        if item["name"] in out:  # client-go's conversion refuses duplicate names too
+            raise ConfigError(f'invalid kubeconfig: duplicate name "{item["name"]}" in {key}')
+        out[item["name"]] = body
     return out
 
 

@@ -19,7 +19,7 @@ middleware's result, or authenticates by itself when the middleware is not insta
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -117,11 +117,19 @@ class KubernetesUser:
         return f"KubernetesUser(username={self.username!r}, groups={self.groups!r})"
 
 
-def _unauthorized(auth: EnvironAuthenticator) -> HttpResponse:
+def _unauthorized(auth: EnvironAuthenticator, warnings: Sequence[str]) -> HttpResponse:
     response = HttpResponse(UNAUTHORIZED_BODY, status=401, content_type="application/json")
     for name, value in auth.policy.failure_headers():
         response.headers[name] = value
+    _add_warnings(response, warnings)
     return response
+
+
+def _add_warnings(response: HttpResponse, warnings: Sequence[str]) -> None:
+    # Django keeps one value per header name: join into the list form HTTP allows for Warning.
+    if warnings:
+        values = [response.headers.get("Warning", ""), *map(warning_header, warnings)]
+        response.headers["Warning"] = ", ".join(v for v in values if v)
 
 
 class KubernetesAuthenticationMiddleware:
@@ -135,18 +143,18 @@ class KubernetesAuthenticationMiddleware:
         environ = request.META
         if auth.skips(environ):
             return self.get_response(request)
+        ctx = auth.context()
         try:
-            resp = auth.authenticate(environ)
+            resp = auth.authenticate(environ, ctx)
         except AuthenticationError as exc:
             log_failure(exc)
-            return _unauthorized(auth)
+            # kube-apiserver's warning recorder wraps the filter: a 401 carries warnings too.
+            return _unauthorized(auth, ctx.warnings)
         # request.headers is a cached view of META: drop a copy made before the strip.
         request.__dict__.pop("headers", None)
         request.user = KubernetesUser(resp)
         response = self.get_response(request)
-        warnings = environ.get(WARNINGS_KEY, ())
-        if warnings:
-            response.headers["Warning"] = ", ".join(warning_header(w) for w in warnings)
+        _add_warnings(response, environ.get(WARNINGS_KEY, ()))
         return response
 
 

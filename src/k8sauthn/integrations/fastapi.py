@@ -13,9 +13,10 @@
 
 The dependencies declare an HTTP bearer security scheme (``KubernetesBearer``), so they show in
 the OpenAPI document and in ``/docs``. They reuse the user the ASGI middleware put in the scope
-when it runs in front; otherwise they authenticate the request themselves (then credentials are
-removed from the scope, but a ``Request`` object made earlier keeps its parsed headers: use the
-middleware when the application must never see them).
+when it runs in front; otherwise they authenticate the request themselves and strip the
+credentials from the scope's header list in place, so the route's ``Request`` no longer shows
+them. Other middleware still runs before a dependency: put the ASGI middleware in front when no
+code at all may see a credential.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .._types import Response
 from ..exceptions import AuthenticationError
-from ..middleware._common import NotAuthenticated, log_failure, status_body
+from ..middleware._common import NotAuthenticated, log_failure, status_body, warning_header
 from ..middleware.asgi import USER_KEY, ScopeAuthenticator
 from .starlette import KubernetesUser
 
@@ -81,18 +82,24 @@ class KubernetesAuth:
         """Render this module's 401/403 errors as Status bodies in ``app``."""
         app.add_exception_handler(KubernetesStatusError, status_error_handler)
 
-    def unauthorized(self) -> KubernetesStatusError:
-        return KubernetesStatusError(401, "Unauthorized", "Unauthorized", self._challenge)
+    def unauthorized(self, warnings: Sequence[str] = ()) -> KubernetesStatusError:
+        """The 401 for a rejected request, with the warnings recorded before the rejection."""
+        headers = dict(self._challenge or {})
+        if warnings:
+            # One value per name in HTTPException headers: the list form HTTP allows.
+            headers["Warning"] = ", ".join(map(warning_header, warnings))
+        return KubernetesStatusError(401, "Unauthorized", "Unauthorized", headers or None)
 
     async def _response(self, conn: HTTPConnection) -> Response:
         resp = conn.scope.get(USER_KEY)
         if isinstance(resp, Response):
             return resp  # the middleware in front already accepted and stripped the request
+        ctx = self.auth.context()
         try:
-            done = await self.auth.authenticate(conn.scope)
+            done = await self.auth.authenticate(conn.scope, ctx)
         except AuthenticationError as exc:
             log_failure(exc)
-            raise self.unauthorized() from None
+            raise self.unauthorized(ctx.warnings) from None
         return done.response
 
     async def current_user(self, conn: HTTPConnection, _bearer: _Bearer) -> KubernetesUser:
@@ -107,13 +114,14 @@ class KubernetesAuth:
         resp = conn.scope.get(USER_KEY)
         if isinstance(resp, Response):
             return KubernetesUser(resp)
+        ctx = self.auth.context()
         try:
-            done = await self.auth.authenticate(conn.scope)
+            done = await self.auth.authenticate(conn.scope, ctx)
         except NotAuthenticated:
             return None
         except AuthenticationError as exc:
             log_failure(exc)
-            raise self.unauthorized() from None
+            raise self.unauthorized(ctx.warnings) from None
         return KubernetesUser(done.response)
 
     def require_groups(

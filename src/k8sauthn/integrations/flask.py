@@ -24,7 +24,7 @@ are those of :class:`~k8sauthn.middleware.wsgi.EnvironAuthenticator`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, ParamSpec, TypeVar
 
 from flask import Flask, current_app, request
@@ -101,11 +101,16 @@ class KubernetesAuth:
         environ = request.environ
         if self.auth.skips(environ):
             return None
+        ctx = self.auth.context()
         try:
-            self.auth.authenticate(environ)
+            self.auth.authenticate(environ, ctx)
         except AuthenticationError as exc:
             log_failure(exc)
-            return self._unauthorized()
+            # kube-apiserver's warning recorder wraps the filter: a 401 carries warnings too.
+            return self._unauthorized(ctx.warnings)
+        # werkzeug parses Authorization once per request (a cached property): forget a copy
+        # that an earlier hook made, so views see the credential nowhere.
+        request.__dict__.pop("authorization", None)  # the proxy forwards __dict__
         return None
 
     def _after_request(self, response: HTTPResponse) -> HTTPResponse:
@@ -113,8 +118,9 @@ class KubernetesAuth:
             response.headers.add("Warning", warning_header(text))
         return response
 
-    def _unauthorized(self) -> HTTPResponse:
-        return HTTPResponse(UNAUTHORIZED_BODY, 401, headers=self.auth.failure_headers())
+    def _unauthorized(self, warnings: Iterable[str] = ()) -> HTTPResponse:
+        headers = self.auth.failure_headers(warnings=warnings)
+        return HTTPResponse(UNAUTHORIZED_BODY, 401, headers=headers)
 
 
 def _status(code: int, reason: str, message: str) -> HTTPResponse:

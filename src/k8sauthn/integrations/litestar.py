@@ -24,18 +24,31 @@ from typing import Any, Final
 from litestar import Request
 from litestar import Response as HTTPResponse
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.authentication import (
     AbstractAuthenticationMiddleware,
     AuthenticationResult,
 )
-from litestar.types import ASGIApp, ExceptionHandlersMap, Method, Scopes
+from litestar.types import (
+    ASGIApp,
+    Empty,
+    ExceptionHandlersMap,
+    Method,
+    Receive,
+    Scope,
+    Scopes,
+    Send,
+)
+from litestar.utils.scope.state import ScopeState
 
 from .._types import UserInfo
 from ..exceptions import AuthenticationError
-from ..middleware._common import log_failure, status_body
+from ..middleware._common import log_failure, status_body, warning_header
 from ..middleware.asgi import ScopeAuthenticator
+
+_WARNINGS_KEY: Final = "k8sauthn.warnings"
 
 __all__ = [
     "STATUS_EXCEPTION_HANDLERS",
@@ -73,16 +86,46 @@ class KubernetesAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         self._challenge = {"WWW-Authenticate": www} if www else None
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Any:
-        # Work on the raw scope: Litestar caches parsed headers on the connection, and the
-        # credentials must be gone before any handler parses them.
-        if self.auth.skips(connection.scope):  # type: ignore[arg-type]
+        # Work on the raw scope: the credentials must be gone before any handler parses them.
+        scope: dict[str, Any] = connection.scope  # type: ignore[assignment]
+        if self.auth.skips(scope):
             return AuthenticationResult(user=None, auth=None)  # skip_paths, or an empty chain
+        ctx = self.auth.context()
         try:
-            done = await self.auth.authenticate(connection.scope)  # type: ignore[arg-type]
+            done = await self.auth.authenticate(scope, ctx)
         except AuthenticationError as exc:
             log_failure(exc)
-            raise KubernetesNotAuthorized("Unauthorized", headers=self._challenge) from None
+            headers = self._failure_headers(ctx.warnings)
+            raise KubernetesNotAuthorized("Unauthorized", headers=headers) from None
+        # Litestar caches parsed headers in the scope state, and its CORS middleware (which runs
+        # before user middleware) fills that cache: drop it so handlers re-read the stripped list.
+        ScopeState.from_scope(connection.scope).headers = Empty
+        if done.warnings:
+            scope[_WARNINGS_KEY] = done.warnings
         return AuthenticationResult(user=done.response.user, auth=done.response)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await super().__call__(scope, receive, send)
+            return
+        raw: dict[str, Any] = scope  # type: ignore[assignment]
+
+        async def send_with_warnings(message: Any) -> None:
+            # kube-apiserver sends authenticator warnings with the response (spec §7.1).
+            warnings = raw.get(_WARNINGS_KEY)
+            if warnings and message["type"] == "http.response.start":
+                extra = [(b"warning", warning_header(w).encode("latin-1")) for w in warnings]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_warnings)
+
+    def _failure_headers(self, warnings: Sequence[str]) -> dict[str, str] | None:
+        headers = dict(self._challenge or {})
+        if warnings:
+            # One value per name in Litestar's exception headers: the list form HTTP allows.
+            headers["Warning"] = ", ".join(map(warning_header, warnings))
+        return headers or None
 
 
 def requires_groups(*groups: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], Any], None]:

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .._types import Response, UserInfo
 from ..exceptions import AuthenticationError
 from ..middleware._common import UNAUTHORIZED_BODY, is_anonymous, log_failure
-from ..middleware.asgi import ScopeAuthenticator, send_rejection
+from ..middleware.asgi import ScopeAuthenticator, send_rejection, send_with_warnings
 
 __all__ = [
     "KubernetesAuthenticationMiddleware",
@@ -126,9 +126,10 @@ class KubernetesBackend(AuthenticationBackend):
 class KubernetesAuthenticationMiddleware(AuthenticationMiddleware):
     """Starlette's ``AuthenticationMiddleware`` with :class:`KubernetesBackend` built in.
 
-    Unlike the stock middleware it answers a rejected WebSocket handshake like the pure ASGI
-    middleware (401 when the server supports denial responses, else close code 1008), where
-    Starlette closes with 1000 ("normal closure").
+    It sets ``request.user`` and ``request.auth`` as the stock middleware does, and answers like
+    the pure ASGI middleware: a rejection is 401 with the Status body (a WebSocket handshake gets
+    it when the server supports denial responses, else close code 1008, where Starlette closes
+    with 1000), and authenticator warnings become ``Warning`` headers, on a 401 too (spec §7.1).
     """
 
     def __init__(self, app: ASGIApp, /, **kwargs: Any) -> None:
@@ -137,15 +138,25 @@ class KubernetesAuthenticationMiddleware(AuthenticationMiddleware):
         self.kubernetes = backend
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            await super().__call__(scope, receive, send)
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
             return
+        auth = self.kubernetes.auth
+        if auth.skips(scope):
+            scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+            await self.app(scope, receive, send)
+            return
+        ctx = auth.context()
         try:
-            result = await self.kubernetes.authenticate(HTTPConnection(scope))
-        except StarletteAuthenticationError:
-            await send_rejection(scope, receive, send, self.kubernetes.auth.policy)
+            done = await auth.authenticate(scope, ctx)
+        except AuthenticationError as exc:
+            log_failure(exc)
+            await send_rejection(scope, receive, send, auth.policy, ctx.warnings)
             return
-        scope["auth"], scope["user"] = result or (AuthCredentials(), UnauthenticatedUser())
+        scope["auth"] = AuthCredentials(scopes_for(done.response))
+        scope["user"] = KubernetesUser(done.response)
+        if done.warnings and scope["type"] == "http":
+            send = send_with_warnings(send, done.warnings)
         await self.app(scope, receive, send)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, TypeAlias, TypeVar
 
 import httpx
 
@@ -67,21 +67,38 @@ class Authenticator:
     ) -> Response | None:
         """Accepted ``Response``, ``None`` (no opinion), or raises ``AuthenticationError``."""
         # getattr, not isinstance: a runtime-checkable Protocol check costs ~3 us per call.
-        request_flow: _RequestFlow | None = getattr(self.root, "request_flow", None)
+        root = self.root
+        ctx = ctx or Context(self._clock(), self._audiences)
+        request_step = getattr(root, "request_step", None)
+        if request_step is not None:
+            # The synchronous step (k8sauthn.chain._step): a cached or pure answer comes back
+            # without building or driving any flow; otherwise it hands over the flow to run.
+            outcome = request_step(request, ctx)
+            if outcome is None or isinstance(outcome, Response):
+                return outcome
+            pending: Flow[Response | None] = outcome.flow
+            return self.run(pending)
+        request_flow: _RequestFlow | None = getattr(root, "request_flow", None)
         if request_flow is None:
             raise TypeError("this authenticator has no request authenticator")
-        return self.run(request_flow(request, ctx or self.context()))
+        return self.run(request_flow(request, ctx))
 
     def authenticate_token(
         self, token: str, audiences: Sequence[str] | None = None
     ) -> Response | None:
         """Authenticate a bare token through the token chain (or the request chain, as Bearer)."""
         ctx = self.context(audiences)
+        token_step = getattr(self.root, "token_step", None)
+        if token_step is not None:  # as in authenticate_request
+            outcome = token_step(token, ctx)
+            if outcome is None or isinstance(outcome, Response):
+                return outcome
+            pending: Flow[Response | None] = outcome.flow
+            return self.run(pending)
         token_flow: _TokenFlow | None = getattr(self.root, "token_flow", None)
         if token_flow is not None:
             return self.run(token_flow(token, ctx))
-        root = cast(RequestAuthenticator, self.root)
-        return self.run(root.request_flow(_common.token_view(token), ctx))
+        return self.authenticate_request(_common.token_view(token), ctx)
 
     def run(self, flow: Flow[T]) -> T:
         """Drive any flow to completion, performing its effects."""

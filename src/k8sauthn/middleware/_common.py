@@ -32,6 +32,7 @@ __all__ = [
     "ChainLike",
     "FilterPolicy",
     "NotAuthenticated",
+    "accepted",
     "der_chain_from_pem",
     "filter_flow",
     "is_anonymous",
@@ -50,6 +51,7 @@ DEFAULT_STRIP_PREFIXES: Final = ("x-remote-extra-",)
 # Spec §7.2: the WebSocket subprotocol entry that carries a bearer token.
 WEBSOCKET_TOKEN_PREFIX: Final = "base64url.bearer.authorization.k8s.io."
 STATUS_CONTENT_TYPE: Final = "application/json"
+_DOT_SEGMENTS: Final = frozenset({".", ".."})
 
 
 def status_body(code: int, reason: str, message: str) -> bytes:
@@ -82,29 +84,41 @@ class NotAuthenticated(AuthenticationError):
 
 
 class AudienceMismatch(AuthenticationError):
-    """The chain accepted a credential that is not valid for this server's audiences (§2.4)."""
+    """The chain accepted a credential that is not valid for this server's audiences (§2.4).
 
-    def __init__(self, wanted: Sequence[str], accepted: Sequence[str]) -> None:
-        # kube-apiserver logs "unable to match the audience: %v , accepted: %v".
-        want, got = " ".join(wanted), " ".join(accepted)
-        super().__init__(f"unable to match the audience: [{want}] , accepted: [{got}]")
-        self.wanted = tuple(wanted)
+    ``audiences`` are the credential's (the response's), ``accepted`` the server's API audiences,
+    in the order of kube-apiserver's log line (``filters/authentication.go``).
+    """
+
+    def __init__(self, audiences: Sequence[str], accepted: Sequence[str]) -> None:
+        # Go: fmt.Errorf("unable to match the audience: %v , accepted: %v", resp.Audiences, api)
+        got, api = " ".join(audiences), " ".join(accepted)
+        super().__init__(f"unable to match the audience: [{got}] , accepted: [{api}]")
+        self.audiences = tuple(audiences)
         self.accepted = tuple(accepted)
+
+
+def accepted(resp: Response | None, ctx: Context) -> Response:
+    """The filter's verdict on the chain's answer: the response, or a raise (spec §15 steps 3-4).
+
+    No opinion is :class:`NotAuthenticated`; a response whose audiences miss the API audiences
+    (``ctx.audiences``, which the runners fill with them) is :class:`AudienceMismatch` (§2.4).
+    """
+    if resp is None:
+        raise NotAuthenticated()
+    api = ctx.audiences
+    if api and resp.audiences and not set(api).intersection(resp.audiences):
+        raise AudienceMismatch(resp.audiences, api)
+    return resp
 
 
 def filter_flow(root: RequestAuthenticator, view: RequestView, ctx: Context) -> Flow[Response]:
     """Run the chain as the HTTP filter does: an accepted, audience-checked response or a raise.
 
-    ``ctx.audiences`` holds the API audiences (the runners put them there), which is exactly the
-    list the final acceptance check compares against (spec §2.4, §15 step 4).
+    The adapters take the synchronous path instead (``chain._step``); this flow serves callers
+    that hold a runner only (``k8sauthn.server``, the CLI).
     """
-    resp = yield from root.request_flow(view, ctx)
-    if resp is None:
-        raise NotAuthenticated()
-    api = ctx.audiences
-    if api and resp.audiences and not set(api).intersection(resp.audiences):
-        raise AudienceMismatch(api, resp.audiences)
-    return resp
+    return accepted((yield from root.request_flow(view, ctx)), ctx)
 
 
 def log_failure(exc: AuthenticationError) -> None:
@@ -192,8 +206,8 @@ class FilterPolicy:
       nothing is stripped on failure (§10.4). The WebSocket token subprotocol entry is always
       removed too, so the application never sees a credential.
     * ``skip_paths``: request paths that bypass authentication entirely (no user, nothing
-      stripped). An entry ending in ``*`` is a prefix. Paths are compared after percent-decoding,
-      as the router sees them.
+      stripped). An entry ending in ``*`` is a prefix (never matching a path with ``.`` or ``..``
+      segments). Paths are compared after percent-decoding, as the router sees them.
     * ``www_authenticate``: the ``WWW-Authenticate`` value sent with a 401; kube-apiserver sends
       none, so ``None`` restores exact parity.
     """
@@ -240,9 +254,17 @@ class FilterPolicy:
         )
 
     def skips(self, path: str) -> bool:
-        """Whether ``path`` bypasses authentication."""
-        return path in self.skip_paths or (
-            bool(self.skip_prefixes) and path.startswith(self.skip_prefixes)
+        """Whether ``path`` bypasses authentication.
+
+        A prefix never skips a path with ``.`` or ``..`` segments: ``/static/../admin`` starts
+        with ``/static/``, but an application that normalises paths would serve ``/admin``.
+        """
+        if path in self.skip_paths:
+            return True
+        return (
+            bool(self.skip_prefixes)
+            and path.startswith(self.skip_prefixes)
+            and not _DOT_SEGMENTS.intersection(path.replace("\\", "/").split("/"))
         )
 
     def strips(self, lname: str) -> bool:

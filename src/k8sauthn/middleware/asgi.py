@@ -21,6 +21,7 @@ import attrs
 
 from .._protocols import RequestAuthenticator
 from .._types import Context, Headers, RequestView, Response
+from ..chain._step import Pending, RequestStep, Step, request_stepper
 from ..exceptions import AuthenticationError
 from ..io import AsyncAuthenticator, ClientFactory
 from ..peercert import tls_extension_chain
@@ -29,7 +30,7 @@ from ._common import (
     ChainLike,
     FilterPolicy,
     NotAuthenticated,
-    filter_flow,
+    accepted,
     log,
     log_failure,
     warning_header,
@@ -45,6 +46,7 @@ __all__ = [
     "Scope",
     "ScopeAuthenticator",
     "send_rejection",
+    "send_with_warnings",
 ]
 
 Scope: TypeAlias = MutableMapping[str, Any]
@@ -57,6 +59,7 @@ PeerChainReader: TypeAlias = Callable[[Scope], tuple[bytes, ...]]
 USER_KEY: Final = "k8sauthn.user"
 _PROTOCOL: Final = b"sec-websocket-protocol"
 _CLOSE_POLICY_VIOLATION: Final = 1008
+_FILTERED: Final = frozenset({"http", "websocket"})
 
 
 @attrs.frozen
@@ -65,6 +68,40 @@ class Authenticated:
 
     response: Response
     warnings: tuple[str, ...] = ()
+
+
+class _ScopeHeaders(Headers):
+    """The scope's header byte pairs, decoded only when an authenticator needs more than one.
+
+    A cached bearer token reads a single header (``first("authorization")``), which this answers
+    by scanning the raw pairs; building the whole case-insensitive map for it cost more than the
+    cache hit itself. Any other use builds the map on first access (``__getattr__`` is only
+    consulted for the unset ``_map`` / ``_pairs`` slots), so behaviour is that of ``Headers``.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:  # no super(): built lazily
+        self._raw = raw
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in ("_map", "_pairs"):
+            raise AttributeError(name)
+        full = Headers.from_raw(self._raw)
+        self._map, self._pairs = full._map, full._pairs
+        return getattr(full, name)
+
+    def first(self, name: str) -> str | None:
+        key = name.lower()
+        if not key.isascii():  # no ASCII header name lower-cases to it: the slow, exact path
+            return super().first(name)
+        wanted = key.encode()
+        size = len(wanted)
+        for raw_name, value in self._raw:
+            # Servers send lower-case names (h11, uvicorn): compare, and lower-case only on a tie.
+            if len(raw_name) == size and (raw_name == wanted or raw_name.lower() == wanted):
+                return value.decode("latin-1")
+        return None
 
 
 class ScopeAuthenticator:
@@ -112,13 +149,15 @@ class ScopeAuthenticator:
             www_authenticate=www_authenticate,
         )
         self._peer_chain = peer_chain
+        self._has_skips = bool(self.policy.skip_paths or self.policy.skip_prefixes)
         # ASGI header names are bytes: match them without decoding on the hot path.
         self._strip_names = frozenset(n.encode("latin-1") for n in self.policy.strip_headers)
         self._strip_prefixes = tuple(p.encode("latin-1") for p in self.policy.strip_prefixes)
         root = authenticator.root if authenticator is not None else None
         if root is not None and not isinstance(root, RequestAuthenticator):
             raise TypeError("the authenticator's root must be a request authenticator")
-        self._root: RequestAuthenticator | None = root
+        # The chain's synchronous step: a cached token is answered without building a flow.
+        self._step: RequestStep | None = None if root is None else request_stepper(root)
         if root is None:
             # Spec §15 step 1: with nothing configured the filter is a no-op.
             log.warning("no authenticator is configured: requests pass unauthenticated")
@@ -126,16 +165,17 @@ class ScopeAuthenticator:
     @property
     def enabled(self) -> bool:
         """False when the chain is empty: every request passes with no user (spec §15 step 1)."""
-        return self._root is not None
+        return self._step is not None
 
     def skips(self, scope: Scope) -> bool:
         """Whether this request bypasses authentication (a skipped path, or no chain at all)."""
-        return self._root is None or self.policy.skips(scope.get("path", "/"))
+        return self._step is None or (self._has_skips and self.policy.skips(scope.get("path", "/")))
 
     def view(self, scope: Scope) -> RequestView:
         """The :class:`~k8sauthn.RequestView` the chain sees for this scope."""
         return RequestView(
-            headers=Headers.from_raw(scope.get("headers") or ()),
+            # A snapshot: the list itself is stripped in place once a user is accepted.
+            headers=_ScopeHeaders(tuple(scope.get("headers") or ())),
             peer_chain=self._peer_chain(scope),
             path=scope.get("path", "/"),
         )
@@ -152,26 +192,51 @@ class ScopeAuthenticator:
         response is stored in ``scope["k8sauthn.user"]``. Nothing is changed on failure; pass
         your own ``ctx`` to read the warnings recorded before a rejection.
         """
-        root, authn = self._root, self.authenticator
-        if root is None or authn is None:
-            raise NotAuthenticated()
         if ctx is None:
-            ctx = authn.context()
-        resp = await authn.run(filter_flow(root, self.view(scope), ctx))
-        scope["headers"] = self._stripped(scope.get("headers") or ())
-        scope[USER_KEY] = resp
+            ctx = self.context()
+        outcome = self._answer(scope, ctx)
+        if type(outcome) is Pending:
+            outcome = await self._finish(outcome)
+        resp = self._admit(scope, outcome, ctx)
         return Authenticated(resp, tuple(ctx.warnings))
+
+    def _answer(self, scope: Scope, ctx: Context) -> Step:
+        """The chain's answer, or the flow still to run for it (a cache miss, a webhook call)."""
+        step = self._step
+        if step is None:
+            raise NotAuthenticated()
+        return step(self.view(scope), ctx)
+
+    async def _finish(self, pending: Pending) -> Response | None:
+        authn = self.authenticator
+        if authn is None:  # pragma: no cover - a step exists only with a runner
+            raise NotAuthenticated()
+        return await authn.run(pending.flow)
+
+    def _admit(self, scope: Scope, outcome: Step, ctx: Context) -> Response:
+        """Apply the filter's verdict; on success strip the credentials and store the user."""
+        resp = accepted(outcome, ctx)  # type: ignore[arg-type]  # Pending was run by the caller
+        raw = scope.get("headers") or []
+        kept = self._stripped(raw)
+        if type(raw) is list:
+            # In place, as Go's Header.Del: a Starlette Headers (a FastAPI Request's, say) made
+            # earlier from this list sees the credentials gone too.
+            raw[:] = kept
+        else:
+            scope["headers"] = kept
+        scope[USER_KEY] = resp
+        return resp
 
     def _stripped(self, raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         names, prefixes = self._strip_names, self._strip_prefixes
         kept: list[tuple[bytes, bytes]] = []
         protocols: list[str] = []
-        for name, value in raw:
-            lname = name.lower()
+        for pair in raw:
+            lname = pair[0].lower()
             if lname == _PROTOCOL:
-                protocols.append(value.decode("latin-1"))
+                protocols.append(pair[1].decode("latin-1"))
             elif lname not in names and not lname.startswith(prefixes):
-                kept.append((name, value))
+                kept.append(pair)
         if protocols:
             rest = without_token_protocol(protocols)
             if rest is not None:
@@ -196,19 +261,24 @@ class AuthenticationMiddleware:
         self.auth = ScopeAuthenticator(**kwargs)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self.auth.skips(scope):
+        auth = self.auth
+        if scope["type"] not in _FILTERED or auth.skips(scope):
             await self.app(scope, receive, send)
             return
-        ctx = self.auth.context()
+        ctx = auth.context()
+        # ScopeAuthenticator.authenticate, inlined: this is the per-request hot path.
         try:
-            done = await self.auth.authenticate(scope, ctx)
+            outcome = auth._answer(scope, ctx)
+            if type(outcome) is Pending:
+                outcome = await auth._finish(outcome)
+            auth._admit(scope, outcome, ctx)
         except AuthenticationError as exc:
             log_failure(exc)
             # kube-apiserver's warning recorder wraps the filter: a 401 carries warnings too.
-            await send_rejection(scope, receive, send, self.auth.policy, ctx.warnings)
+            await send_rejection(scope, receive, send, auth.policy, ctx.warnings)
             return
-        if done.warnings and scope["type"] == "http":
-            send = _with_warnings(send, done.warnings)
+        if ctx.warnings and scope["type"] == "http":
+            send = send_with_warnings(send, ctx.warnings)
         await self.app(scope, receive, send)
 
     async def aclose(self) -> None:
@@ -231,7 +301,7 @@ async def send_rejection(
     """
     headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in policy.failure_headers()]
     headers.append((b"content-length", str(len(UNAUTHORIZED_BODY)).encode()))
-    headers += [(b"warning", warning_header(w).encode("utf-8")) for w in warnings]
+    headers += [(b"warning", warning_header(w).encode("latin-1")) for w in warnings]
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 401, "headers": headers})
         await send({"type": "http.response.body", "body": UNAUTHORIZED_BODY})
@@ -246,8 +316,9 @@ async def send_rejection(
         await send({"type": "websocket.close", "code": _CLOSE_POLICY_VIOLATION})
 
 
-def _with_warnings(send: Send, warnings: tuple[str, ...]) -> Send:
-    extra = [(b"warning", warning_header(w).encode("utf-8")) for w in warnings]
+def send_with_warnings(send: Send, warnings: Iterable[str]) -> Send:
+    """``send`` adding a ``Warning`` header per recorded warning to the response start."""
+    extra = [(b"warning", warning_header(w).encode("latin-1")) for w in warnings]
 
     async def sender(message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -22,6 +22,7 @@ from typing import Any, Final, Protocol, TypeAlias
 
 from .._protocols import RequestAuthenticator
 from .._types import Context, Headers, RequestView, Response
+from ..chain._step import Pending, RequestStep, request_stepper
 from ..exceptions import AuthenticationError
 from ..io import Authenticator, ClientFactory
 from ..peercert import wsgi_peer_chain
@@ -30,7 +31,7 @@ from ._common import (
     ChainLike,
     FilterPolicy,
     NotAuthenticated,
-    filter_flow,
+    accepted,
     log,
     log_failure,
     warning_header,
@@ -68,6 +69,7 @@ PeerChainReader: TypeAlias = Callable[[Environ], tuple[bytes, ...]]
 USER_KEY: Final = "k8sauthn.user"
 WARNINGS_KEY: Final = "k8sauthn.warnings"
 _PROTOCOL_KEY: Final = "HTTP_SEC_WEBSOCKET_PROTOCOL"
+_CGI_HEADERS: Final = frozenset({"content-type", "content-length"})
 
 
 def environ_headers(environ: Environ) -> Headers:
@@ -87,6 +89,34 @@ def environ_path(environ: Environ) -> str:
     """``SCRIPT_NAME + PATH_INFO`` as text (PEP 3333 carries the bytes as latin-1)."""
     raw = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     return raw.encode("latin-1").decode("utf-8", "surrogateescape") or "/"
+
+
+class _EnvironHeaders(Headers):
+    """The environ's headers, read key by key: the whole map is built only when one needs it.
+
+    A cached bearer token reads a single header, so ``first`` looks its CGI key up directly;
+    any other use builds the map of :func:`environ_headers` on first access (``__getattr__`` is
+    only consulted for the unset ``_map`` / ``_pairs`` slots).
+    """
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Environ) -> None:  # no super(): built lazily
+        self._environ = environ
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in ("_map", "_pairs"):
+            raise AttributeError(name)
+        full = environ_headers(self._environ)
+        self._map, self._pairs = full._map, full._pairs
+        return getattr(full, name)
+
+    def first(self, name: str) -> str | None:
+        key = name.lower()
+        if "_" in key or key in _CGI_HEADERS or not key.isascii():
+            return super().first(name)  # names with no single HTTP_ key: the exact slow path
+        value = self._environ.get("HTTP_" + key.upper().replace("-", "_"))
+        return value if isinstance(value, str) else None
 
 
 class EnvironAuthenticator:
@@ -134,22 +164,24 @@ class EnvironAuthenticator:
         )
         self.remote_user = remote_user
         self._peer_chain = peer_chain
+        self._has_skips = bool(self.policy.skip_paths or self.policy.skip_prefixes)
         root = authenticator.root if authenticator is not None else None
         if root is not None and not isinstance(root, RequestAuthenticator):
             raise TypeError("the authenticator's root must be a request authenticator")
-        self._root: RequestAuthenticator | None = root
+        # The chain's synchronous step: a cached token is answered without building a flow.
+        self._step: RequestStep | None = None if root is None else request_stepper(root)
         if root is None:
             # Spec §15 step 1: with nothing configured the filter is a no-op.
             log.warning("no authenticator is configured: requests pass unauthenticated")
 
     def skips(self, environ: Environ) -> bool:
         """Whether this request bypasses authentication (a skipped path, or no chain at all)."""
-        return self._root is None or self.policy.skips(environ_path(environ))
+        return self._step is None or (self._has_skips and self.policy.skips(environ_path(environ)))
 
     def view(self, environ: Environ) -> RequestView:
         """The :class:`~k8sauthn.RequestView` the chain sees for this environ."""
         return RequestView(
-            headers=environ_headers(environ),
+            headers=_EnvironHeaders(environ),
             peer_chain=self._peer_chain(environ),
             path=environ_path(environ),
         )
@@ -166,12 +198,15 @@ class EnvironAuthenticator:
         ``environ["k8sauthn.user"]`` and warnings in ``environ["k8sauthn.warnings"]``. Pass your
         own ``ctx`` to read the warnings recorded before a rejection.
         """
-        root, authn = self._root, self.authenticator
-        if root is None or authn is None:
+        step, authn = self._step, self.authenticator
+        if step is None or authn is None:
             raise NotAuthenticated()
         if ctx is None:
             ctx = authn.context()
-        resp = authn.run(filter_flow(root, self.view(environ), ctx))
+        outcome = step(self.view(environ), ctx)
+        if type(outcome) is Pending:
+            outcome = authn.run(outcome.flow)
+        resp = accepted(outcome, ctx)  # type: ignore[arg-type]  # Pending has just been run
         self._strip(environ)
         environ[USER_KEY] = resp
         environ[WARNINGS_KEY] = tuple(ctx.warnings)

@@ -112,16 +112,22 @@ class TrustedProxyCertificate:
         if not peer:
             return False
         try:
-            addr = ipaddress.ip_address(peer.split("%", 1)[0])
+            addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+                peer.split("%", 1)[0]
+            )
         except ValueError:
             return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped  # a dual-stack socket reports 127.0.0.1 as ::ffff:127.0.0.1
         return any(addr in net for net in self.trusted_proxies)
 
     def from_headers(self, peer: str | None, headers: Headers) -> tuple[bytes, ...]:
         """The forwarded chain (DER, leaf first) if ``peer`` is trusted, else ``()``."""
         if not self.trusts(peer):
             return ()
-        values = headers.get(self.header, ())
+        return self._from_values(headers.get(self.header, ()))
+
+    def _from_values(self, values: tuple[str, ...]) -> tuple[bytes, ...]:
         if not values or not any(v.strip() for v in values):
             return ()
         if len(values) != 1:
@@ -130,8 +136,13 @@ class TrustedProxyCertificate:
 
     def __call__(self, scope: Mapping[str, Any]) -> tuple[bytes, ...]:
         client = scope.get("client")
-        peer = client[0] if client else None
-        return self.from_headers(peer, Headers.from_raw(scope.get("headers") or ()))
+        if not self.trusts(client[0] if client else None):
+            return ()
+        # Only our one header matters: scan the raw pairs instead of building a Headers map
+        # of the whole request (the middleware builds its own).
+        name = self.header.encode("latin-1")
+        raw = scope.get("headers") or ()
+        return self._from_values(tuple(v.decode("latin-1") for n, v in raw if n.lower() == name))
 
     def from_environ(self, environ: Mapping[str, Any]) -> tuple[bytes, ...]:
         """The same for a WSGI environ (``REMOTE_ADDR`` and ``HTTP_*``)."""

@@ -47,11 +47,16 @@ class CABundle:
     store: Store = attrs.field(init=False, repr=False)
     #: Some certificate carries an EKU without clientAuth/any (EKU nesting must be checked).
     restricts_client_auth: bool = attrs.field(init=False, repr=False)
+    #: Some certificate has a keyUsage without keyCertSign (it must not act as an issuer).
+    restricts_signing: bool = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "store", Store(list(self.certs)))
         object.__setattr__(
             self, "restricts_client_auth", any(_restricts_client_auth(c) for c in self.certs)
+        )
+        object.__setattr__(
+            self, "restricts_signing", any(_restricts_signing(c) for c in self.certs)
         )
 
     @classmethod
@@ -126,6 +131,14 @@ def _restricts_client_auth(cert: x509.Certificate) -> bool:
     except (x509.ExtensionNotFound, ValueError):
         return False
     return bool(len(eku)) and not _CLIENT_USAGES.intersection(eku)
+
+
+def _restricts_signing(cert: x509.Certificate) -> bool:
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return not ku.key_cert_sign
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:

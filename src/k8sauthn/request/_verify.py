@@ -48,10 +48,16 @@ T = TypeVar("T")
 UNKNOWN_AUTHORITY: Final = "x509: certificate signed by unknown authority"
 INCOMPATIBLE_USAGE: Final = "x509: certificate specifies an incompatible key usage"
 NOT_A_CA: Final = "x509: certificate is not authorized to sign other certificates"
+CANNOT_SIGN: Final = (
+    "x509: invalid signature: parent certificate cannot sign this kind of certificate"
+)
 UNHANDLED_CRITICAL: Final = "x509: unhandled critical extension"
 MALFORMED: Final = "x509: malformed certificate"
 UNSUPPORTED_ALGORITHM: Final = (
     "x509: certificate chain uses a key or signature algorithm k8sauthn does not accept"
+)
+SIGNATURE_CHECK_LIMIT: Final = (
+    "x509: signature check attempts limit reached while verifying certificate chain"
 )
 _ALGORITHM_MARKERS: Final = ("Forbidden public key algorithm", "Forbidden signature", "too weak")
 _EKU_MARKER: Final = "k8sauthn: CA does not allow clientAuth"
@@ -88,15 +94,25 @@ def _ca_eku(_policy: Policy, _cert: x509.Certificate, eku: x509.ExtendedKeyUsage
         raise ValueError(_EKU_MARKER)
 
 
+def _ca_key_usage(_policy: Policy, _cert: x509.Certificate, ku: x509.KeyUsage | None) -> None:
+    # Go's CheckSignatureFrom: an issuer whose keyUsage is present but lacks keyCertSign cannot
+    # sign certificates (RFC 5280 4.2.1.3). Go ignores key usage only on the leaf.
+    if ku is not None and not ku.key_cert_sign:
+        raise ValueError("k8sauthn: CA keyUsage lacks keyCertSign")
+
+
 _A = Criticality.AGNOSTIC
 # The leaf: anything goes here; EKU and critical extensions are checked in Go's order below.
 _EE_POLICY: Final = ExtensionPolicy.permit_all()
-# CAs: basicConstraints cA=true is required (cryptography insists on it, Go for intermediates);
-# keyUsage may be absent (Go ignores key usage). The EKU-nesting variant costs a Python callback
-# per CA, so it is used only when a CA could restrict EKU: a presented intermediate, or a bundle
-# certificate whose EKU excludes clientAuth (CABundle.restricts_client_auth).
+# CAs: basicConstraints cA=true is required (Go's CheckSignatureFrom for v3 issuers); keyUsage
+# may be absent, but when present it must allow keyCertSign. The checking variant costs Python
+# callbacks per CA, so it is used only when a CA could fail them: a presented intermediate, or a
+# bundle certificate whose EKU excludes clientAuth or whose keyUsage excludes keyCertSign
+# (CABundle.restricts_client_auth / restricts_signing).
 _CA_POLICY: Final = ExtensionPolicy.permit_all().require_present(x509.BasicConstraints, _A, None)
-_CA_POLICY_EKU: Final = _CA_POLICY.may_be_present(x509.ExtendedKeyUsage, _A, _ca_eku)
+_CA_POLICY_CHECKED: Final = _CA_POLICY.may_be_present(
+    x509.ExtendedKeyUsage, _A, _ca_eku
+).may_be_present(x509.KeyUsage, _A, _ca_key_usage)
 
 
 def parse_chain(peer_chain: tuple[bytes, ...]) -> list[x509.Certificate]:
@@ -195,19 +211,47 @@ def _candidate_name(cert: x509.Certificate) -> str:
     return str(orgs[0].value) if orgs else f"serial:{cert.serial_number}"
 
 
+def _cannot_sign(cert: x509.Certificate) -> bool:
+    # Go's CheckSignatureFrom constraints, checked before the signature: a v3 issuer needs
+    # basicConstraints with cA, and a keyUsage extension, if present, must allow keyCertSign.
+    try:
+        bc: x509.BasicConstraints | None = cert.extensions.get_extension_for_class(
+            x509.BasicConstraints
+        ).value
+    except (x509.ExtensionNotFound, ValueError):
+        bc = None
+    if (bc is None and cert.version == x509.Version.v3) or (bc is not None and not bc.ca):
+        return True
+    try:
+        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    return not ku.key_cert_sign
+
+
 def _unknown_authority(
     leaf: x509.Certificate, intermediates: list[x509.Certificate], roots: CABundle, now: float
 ) -> str:
-    # Go's UnknownAuthorityError names the first candidate issuer that failed and why.
+    # Go's UnknownAuthorityError names the first candidate issuer that failed and why, checked in
+    # Go's order: CheckSignatureFrom (constraints, then signature), then isValid (critical
+    # extensions, validity window, an intermediate that is not a CA).
     for cand, is_root in [*((c, True) for c in roots.certs), *((c, False) for c in intermediates)]:
         if cand.subject != leaf.issuer:
             continue
-        try:
-            leaf.verify_directly_issued_by(cand)
-        except (ValueError, TypeError, InvalidSignature):
-            hint: str | None = _signature_failure(cand)
+        hint: str | None
+        if _cannot_sign(cand):
+            hint = CANNOT_SIGN
         else:
-            hint = validity_error(cand, now) or (None if is_root or _is_ca(cand) else NOT_A_CA)
+            try:
+                leaf.verify_directly_issued_by(cand)
+            except (ValueError, TypeError, InvalidSignature):
+                hint = _signature_failure(cand)
+            else:
+                hint = (
+                    (UNHANDLED_CRITICAL if _unhandled_critical(cand) else None)
+                    or validity_error(cand, now)
+                    or (None if is_root or _is_ca(cand) else NOT_A_CA)
+                )
         if hint:
             return (
                 f"{UNKNOWN_AUTHORITY} (possibly because of {go_quote(hint)} while trying to "
@@ -300,7 +344,9 @@ class ChainVerifier(Generic[T]):
     def _verify(
         self, certs: list[x509.Certificate], now: float, bundle: CABundle, revocation: Revocation
     ) -> list[x509.Certificate]:
-        leaf, intermediates = certs[0], certs[1:]
+        # Go's intermediate pool ignores a certificate added twice; so do we (repeats would only
+        # spend the path builder's signature-check budget).
+        leaf, intermediates = certs[0], list(dict.fromkeys(certs[1:]))
         # Go checks the leaf itself first (isValid): critical extensions, then its validity. The
         # (costly) critical-extension scan runs only when something failed.
         expired = validity_error(leaf, now)
@@ -308,14 +354,14 @@ class ChainVerifier(Generic[T]):
             raise VerificationFailed(
                 UNHANDLED_CRITICAL if _unhandled_critical(leaf) else expired, leaf
             )
-        eku_nesting = bool(intermediates) or bundle.restricts_client_auth
+        checked = bool(intermediates) or bundle.restricts_client_auth or bundle.restricts_signing
         verifier = (
             PolicyBuilder()
             .store(bundle.store)
             .time(dt.datetime.fromtimestamp(now, dt.UTC))
             .max_chain_depth(self._depth)
             .extension_policies(
-                ee_policy=_EE_POLICY, ca_policy=_CA_POLICY_EKU if eku_nesting else _CA_POLICY
+                ee_policy=_EE_POLICY, ca_policy=_CA_POLICY_CHECKED if checked else _CA_POLICY
             )
             .build_client_verifier()
         )
@@ -327,6 +373,10 @@ class ChainVerifier(Generic[T]):
                 reason = UNHANDLED_CRITICAL
             elif _EKU_MARKER in text:
                 reason = INCOMPATIBLE_USAGE
+            elif "maximum signature check limit" in text:
+                # Both libraries cap path building (Go: 100 signature checks) against a client
+                # that presents many look-alike intermediates.
+                reason = SIGNATURE_CHECK_LIMIT
             elif any(m in text for m in _ALGORITHM_MARKERS):
                 # Go would accept these (Ed25519, RSA-1024): say why instead of "unknown CA".
                 reason = UNSUPPORTED_ALGORITHM

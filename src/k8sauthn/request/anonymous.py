@@ -87,8 +87,11 @@ class AnonymousAuthenticator:
         return f"AnonymousAuthenticator({self.config!r})"
 
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
+        return pure(self.request_step(request, ctx))
+
+    def request_step(self, request: RequestView, ctx: Context, /) -> Response | None:
         if not self._enabled or (self._paths and request.path not in self._paths):
-            return pure(None)
+            return None
         if not ctx.audiences:
-            return pure(_NO_AUDIENCES)
-        return pure(Response(_ANONYMOUS, audiences=ctx.audiences))
+            return _NO_AUDIENCES
+        return Response(_ANONYMOUS, audiences=ctx.audiences)

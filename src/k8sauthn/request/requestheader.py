@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Final, Self
 from urllib.parse import unquote_to_bytes
 
@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 
 from .._flow import Flow, pure
 from .._types import Context, Headers, RequestView, Response, UserInfo
+from ..config._gourl import go_quote
 from ..config._load import ReloadingFile, read_bytes
 from ..config.options import RequestHeaderOptions
 from ..exceptions import AuthenticationError, ConfigError
@@ -58,7 +59,7 @@ def _names(values: Iterable[str]) -> tuple[str, ...]:
     for raw in values:
         name = raw.strip()
         if not name:
-            raise ConfigError(f'empty header "{raw}"')
+            raise ConfigError(f"empty header {go_quote(raw)}")  # Go's %q
         out.append(name.lower())
     return tuple(out)
 
@@ -130,7 +131,7 @@ class RequestHeaderAuthenticator:
     def __init__(
         self,
         verifier: ChainVerifier[str],
-        allowed_names: frozenset[str],
+        allowed_names: Source[Collection[str]],
         names: HeaderNames,
     ) -> None:
         # Not for direct use: build with behind_proxy() or from_options(). Every path here
@@ -144,7 +145,7 @@ class RequestHeaderAuthenticator:
         cls,
         *,
         proxy_ca: CABundle | bytes | Source[CABundle | None],
-        allowed_names: Iterable[str] = (),
+        allowed_names: Iterable[str] | Source[Collection[str]] = (),
         username_headers: Sequence[str] = DEFAULT_USERNAME_HEADERS,
         uid_headers: Sequence[str] = (),
         group_headers: Sequence[str] = DEFAULT_GROUP_HEADERS,
@@ -157,7 +158,8 @@ class RequestHeaderAuthenticator:
         ``proxy_ca`` is a PEM bundle, a :class:`CABundle`, or a source of them (a reloading
         file, the ConfigMap).
         ``allowed_names`` lists the proxy certificate CNs accepted (exact, case-sensitive);
-        empty means any certificate the CA verifies, so keep this CA for proxies only.
+        empty means any certificate the CA verifies, so keep this CA for proxies only. It may
+        be a source too (the ConfigMap's list, which Kubernetes also follows as it changes).
         """
         if isinstance(proxy_ca, bytes):
             proxy_ca = CABundle.from_pem(proxy_ca, name="request-header")
@@ -166,7 +168,13 @@ class RequestHeaderAuthenticator:
         )
         names = HeaderNames(username_headers, uid_headers, group_headers, extra_headers_prefix)
         verifier = ChainVerifier(source, _proxy_name, revocation=revocation, cache_size=cache_size)
-        return cls(verifier, frozenset(allowed_names), names)
+        # A list of names is fixed; a source (no __iter__) is asked on every request.
+        allowed = (
+            Fixed(frozenset(allowed_names))
+            if isinstance(allowed_names, Iterable)
+            else allowed_names
+        )
+        return cls(verifier, allowed, names)
 
     @classmethod
     def from_options(
@@ -226,7 +234,8 @@ class RequestHeaderAuthenticator:
             cn = self._verifier.verify(request.peer_chain, now, bundle)
         except VerificationFailed as exc:
             raise CertificateRejected(exc.reason, reason=exc.reason, detail=exc.detail) from None
-        if self._allowed and cn not in self._allowed:
+        allowed = self._allowed.value
+        if allowed and cn not in allowed:
             raise AuthenticationError(f"x509: subject with cn={cn} is not in the allowed list")
         user = read_user(request.headers, self.names)
         return None if user is None else Response(user)
@@ -252,23 +261,30 @@ def validate_options(
     Raises ``ConfigError`` listing every error; returns the warnings (missing standard names).
     ``uid_headers_enabled`` is the ``RemoteRequestHeaderUID`` feature gate (on by default).
     """
-    errors: list[str] = []
-    for flag, values in (
-        ("requestheader-username-headers", options.username_headers),
-        ("requestheader-uid-headers", options.uid_headers),
-        ("requestheader-group-headers", options.group_headers),
-        ("requestheader-extra-headers-prefix", options.extra_headers_prefix),
-        ("requestheader-allowed-names", options.allowed_names),
-    ):
-        if any(not v.strip() for v in values):
-            errors.append(f'empty value in "{flag}"')
-    if options.uid_headers:
-        if not uid_headers_enabled:
+    # Kubernetes' order (RequestHeaderAuthenticationOptions.Validate): the four lists, then the
+    # UID headers, whose blank-entry check runs only when the feature gate is on.
+    errors = [
+        f'empty value in "{flag}"'
+        for flag, values in (
+            ("requestheader-username-headers", options.username_headers),
+            ("requestheader-group-headers", options.group_headers),
+            ("requestheader-extra-headers-prefix", options.extra_headers_prefix),
+            ("requestheader-allowed-names", options.allowed_names),
+        )
+        if any(not v.strip() for v in values)
+    ]
+    if not uid_headers_enabled:
+        if options.uid_headers:
             errors.append(
                 '--requestheader-uid-headers requires the "RemoteRequestHeaderUID" feature '
                 "to be enabled"
             )
-        elif not any(h.lower() == "x-remote-uid" for h in options.uid_headers):
+    else:
+        if any(not v.strip() for v in options.uid_headers):
+            errors.append('empty value in "requestheader-uid-headers"')
+        if options.uid_headers and not any(
+            h.lower() == "x-remote-uid" for h in options.uid_headers
+        ):
             errors.append(
                 "--requestheader-uid-headers is set without specifying the standard X-Remote-Uid "
                 "header - API aggregation will not work"

@@ -13,11 +13,12 @@ import binascii
 import re
 from typing import Final
 
-from .._flow import Flow, pure
+from .._flow import Flow
 from .._protocols import TokenAuthenticator
 from .._types import Context, Headers, RequestView, Response
-from ..exceptions import AuthenticationError, InvalidBearerToken
-from .bearer import go_string, go_trim_space
+from ..chain._step import Step, flow_of, raising, token_stepper
+from ..exceptions import AuthenticationError
+from .bearer import go_string, go_trim_space, require_answer
 
 __all__ = [
     "PROTOCOL_PREFIX",
@@ -100,28 +101,29 @@ def strip_token_protocol(headers: Headers) -> Headers:
 class WebSocketProtocolAuthenticator:
     """Authenticates WebSocket upgrades by the subprotocol token, with the ``token`` chain."""
 
-    __slots__ = ("token",)
+    __slots__ = ("_step", "token")
 
     def __init__(self, token: TokenAuthenticator) -> None:
         self.token = token
+        self._step = token_stepper(token)
 
     def __repr__(self) -> str:
         return f"WebSocketProtocolAuthenticator({self.token!r})"
 
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
+        try:
+            return flow_of(self.request_step(request, ctx))
+        except AuthenticationError as exc:
+            return raising(exc)
+
+    def request_step(self, request: RequestView, ctx: Context, /) -> Step:
         headers = request.headers
         if _PROTOCOL_HEADER not in headers or not is_websocket_request(headers):
-            return pure(None)
-        return self._flow(headers, ctx)
-
-    def _flow(self, headers: Headers, ctx: Context) -> Flow[Response | None]:
+            return None
         token, others = _split(headers)
         # At least one other subprotocol must remain, to be echoed back to the client.
         if token and not others:
             raise InvalidWebSocketToken("missing additional subprotocol")
         if not token:
             return None
-        resp = yield from self.token.token_flow(token, ctx)
-        if resp is None:
-            raise InvalidBearerToken()
-        return resp
+        return require_answer(self._step(token, ctx))

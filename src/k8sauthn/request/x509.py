@@ -196,7 +196,11 @@ class ClientCertAuthenticator:
         try:
             return self._verifier.verify(peer_chain, now, bundle)
         except VerificationFailed as exc:
-            ident = certificate_identifier(exc.leaf) if exc.leaf is not None else "SN=<nil>"
+            ident = (
+                certificate_identifier(exc.leaf)
+                if exc.leaf is not None
+                else "SN=<nil>, SKID=, AKID="
+            )
             raise CertificateRejected(
                 f"verifying certificate {ident} failed: {exc.reason}",
                 reason=exc.reason,

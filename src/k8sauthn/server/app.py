@@ -195,7 +195,7 @@ class ReferenceApp:
         path: str = scope["path"]
         method: str = scope["method"]
         record: dict[str, Any] = {"method": method, "path": path}
-        if path in _HEALTH and method in ("GET", "HEAD"):
+        if (path in _HEALTH or path.rpartition("/")[0] in _HEALTH) and method in ("GET", "HEAD"):
             status = await _respond(send, 200, b"ok", [(b"content-type", b"text/plain")])
             return self._log(record, status, start)
         try:

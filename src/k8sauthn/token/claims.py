@@ -369,11 +369,15 @@ class ClaimMapper:
                 raise InvalidJWT("oidc: empty username via CEL expression is not allowed")
             return result
         claim = self.username_claim
-        present, value, error = string_claim(claims, claim)
-        if not present:
-            raise InvalidJWT(f'oidc: parse username claims "{claim}": claim not present')
-        if error:
-            raise InvalidJWT(f'oidc: parse username claims "{claim}": {error}')
+        value = claims.get(claim, _ABSENT)
+        if type(value) is not str:
+            if value is _ABSENT:
+                raise InvalidJWT(f'oidc: parse username claims "{claim}": claim not present')
+            if value is not None:
+                raise InvalidJWT(
+                    f'oidc: parse username claims "{claim}": ' + _cannot(value, "string")
+                )
+            value = ""  # JSON null decodes to "" in Go
         if claim == "email" and "email_verified" in claims:
             # Only a JSON boolean true verifies: the string "true" is a type error (spec §13.7.1).
             verified = claims["email_verified"]

@@ -132,7 +132,8 @@ class KeySet:
     """The discovery document and signing keys of one issuer, shared by every request.
 
     Thread-safe: the lock guards only short state updates and is never held across a ``yield``.
-    Build it with :meth:`discover` (OpenID discovery, then the ``jwks_uri``) or :meth:`static`.
+    The constructor discovers lazily (OpenID discovery, then the ``jwks_uri``); :meth:`static`
+    pins keys.
     """
 
     def __init__(
@@ -149,7 +150,8 @@ class KeySet:
     ) -> None:
         self.issuer_url = issuer_url
         # Spec §13.4: only the GET of <issuer>/.well-known/openid-configuration is redirected.
-        self._discovery_url = discovery_url or issuer_url.rstrip("/") + _WELL_KNOWN
+        # Go's strings.TrimSuffix: one trailing slash only.
+        self._discovery_url = discovery_url or issuer_url.removesuffix("/") + _WELL_KNOWN
         self._static = jwks is not None
         self._jwks: JWKS = jwks or JWKS()
         self._jwks_uri: str | None = "" if self._static else None

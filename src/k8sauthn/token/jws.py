@@ -19,7 +19,7 @@ from __future__ import annotations
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -119,17 +119,26 @@ def loads_object(data: bytes) -> dict[str, Any]:
     """Parse a JSON object strictly (UTF-8, no duplicate keys, no NaN/Infinity)."""
     try:
         text = data.decode("utf-8")
-        value = _DECODER.decode(text)
+        # The C scanner directly: JSONDecoder.decode adds two regex matches and two frames.
+        start = len(text) - len(text.lstrip(_JSON_WS)) if text[:1] in _JSON_WS else 0
+        value, end = _SCAN(text, start)
+        if end != len(text) and text[end:].strip(_JSON_WS):
+            raise MalformedJWS("invalid JSON: trailing data")
         if "\\u" in text and _SURROGATE_ESCAPE.search(text):
             # A lone surrogate escape cannot be re-encoded: Go would replace it, we refuse it.
             json.dumps(value, ensure_ascii=False).encode("utf-8")
     except MalformedJWS:
         raise
-    except (UnicodeError, ValueError, RecursionError):
+    except (UnicodeError, ValueError, RecursionError, StopIteration):
         raise MalformedJWS("invalid JSON") from None
     if not isinstance(value, dict):
         raise MalformedJWS("JSON value is not an object")
     return value
+
+
+_JSON_WS: Final = " \t\n\r"
+# scan_once is set by JSONDecoder.__init__ (the C scanner) but absent from typeshed's stub.
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 class CompactJWS:

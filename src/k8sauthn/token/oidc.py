@@ -259,7 +259,9 @@ class JWTAuthenticator:
 
         One generator, no nested flow on the common path: each level costs on every token.
         """
-        if len(token) > MAX_TOKEN_BYTES or token.lstrip().startswith("{"):
+        if len(token) > MAX_TOKEN_BYTES or (
+            token[:1] == "{" or (token[:1].isspace() and token.lstrip().startswith("{"))
+        ):
             return None
         parts = token.split(".")
         if len(parts) != 3:
@@ -271,18 +273,19 @@ class JWTAuthenticator:
         pre.parts = parts
         metrics = self.metrics
         start, result = (self.clock() if metrics is not None else 0.0), "failure"
+        keys = self.keys
         try:
-            if not self.keys.ready:
+            if not keys.ready:
                 try:
-                    yield from self.keys.ensure_ready_flow(ctx.now)
+                    yield from keys.ensure_ready_flow(ctx.now)
                 except KeysUnavailable:
                     raise BackendUnavailable(
                         "oidc: authenticator not initialized", url=self.issuer_url
                     ) from None
             try:
                 jws = self._parse(token, pre)
-                if not self.keys.jwks.verifies(jws):
-                    yield from self._refresh_and_verify(self.keys, jws, ctx.now)
+                if not keys.jwks.verifies(jws):
+                    yield from self._refresh_and_verify(keys, jws, ctx.now)
                 std = self._check_claims(pre, self.issuer_url, ctx.now)
             except InvalidJWT as exc:
                 raise InvalidJWT(f"oidc: verify token: {exc}") from None

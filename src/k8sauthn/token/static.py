@@ -108,6 +108,9 @@ class StaticTokenAuthenticator:
     def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
         return pure(self._by_digest.get(token_digest(token)))
 
+    def token_step(self, token: str, ctx: Context, /) -> Response | None:
+        return self._by_digest.get(token_digest(token))
+
 
 def _log_reload_error(exc: Exception) -> None:
     log.error("token file reload failed, keeping the previous tokens: %s", exc)
@@ -140,3 +143,6 @@ class ReloadingStaticTokenAuthenticator:
 
     def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
         return pure(self._file.value.get(token_digest(token)))
+
+    def token_step(self, token: str, ctx: Context, /) -> Response | None:
+        return self._file.value.get(token_digest(token))
