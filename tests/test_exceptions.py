@@ -86,3 +86,21 @@ class TestConfigError:
         """Callers catching ValueError also catch configuration errors."""
         with pytest.raises(ValueError, match="x"):
             raise ConfigError("x")
+
+
+class TestRedactUrl:
+    def test_userinfo_and_query_never_survive(self) -> None:
+        """redact_url drops user-info and hides the query, keeping scheme, host and path."""
+        from k8sauthn.exceptions import redact_url
+
+        assert redact_url("https://u:pw@h:8443/p?token=abc") == "https://h:8443/p?..."
+        assert redact_url("https://h/p") == "https://h/p"
+
+    def test_backend_unavailable_stores_redacted_url(self) -> None:
+        """BackendUnavailable.url and Fetch's repr never show a password or a query."""
+        from k8sauthn import Fetch
+        from k8sauthn.exceptions import BackendUnavailable
+
+        exc = BackendUnavailable("down", url="https://user:secret@h/x?sig=s3cr3t")
+        assert "secret" not in exc.url and "s3cr3t" not in exc.url
+        assert "s3cr3t" not in repr(Fetch("GET", "https://h/x?sig=s3cr3t"))

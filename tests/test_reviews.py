@@ -68,6 +68,21 @@ class TestParse:
         assert req.api_version == "authentication.k8s.io/v1beta1"
         assert "'t'" not in repr(req)
 
+    def test_body_version_must_match_the_url(self) -> None:
+        """A v1beta1 body on the v1 endpoint is 400 (kube-apiserver's AcceptsGroupVersion)."""
+        with pytest.raises(ReviewError) as err:
+            parse_token_review(body(apiVersion="authentication.k8s.io/v1beta1"))
+        assert (err.value.code, err.value.message) == (
+            400,
+            "the API version in the data (authentication.k8s.io/v1beta1) does not match the "
+            "expected API version (authentication.k8s.io/v1)",
+        )
+        beta = parse_token_review(
+            body(apiVersion="authentication.k8s.io/v1beta1"),
+            default_version="authentication.k8s.io/v1beta1",
+        )
+        assert beta.api_version == "authentication.k8s.io/v1beta1"
+
     def test_empty_token(self) -> None:
         """An empty or missing token is 400 with Kubernetes' text."""
         for data in (body(""), b'{"kind":"TokenReview","apiVersion":"authentication.k8s.io/v1"}'):
@@ -121,10 +136,24 @@ class TestHandle:
         }
 
     def test_token_not_echoed(self) -> None:
-        """The answer never contains the token."""
+        """The answer's spec.token is present but empty: never the token."""
         _, out = handle(body("alice", ["x"]), Tokens(("x",)))
         assert "alice" not in json.dumps(out["spec"])
-        assert out["spec"] == {"audiences": ["x"]}
+        assert out["spec"] == {"token": "", "audiences": ["x"]}
+        _, out = handle(body("alice"), Tokens())
+        assert out["spec"] == {"token": ""}
+
+    def test_answer_loads_into_the_kubernetes_client_model(self) -> None:
+        """The Python kubernetes client deserialises the answer (its spec.token is required)."""
+        kubernetes = pytest.importorskip("kubernetes")
+        _, out = handle(body("alice", ["x"]), Tokens(("x",)))
+        api = kubernetes.client.ApiClient()
+        review = api.deserialize(json.dumps(out), "V1TokenReview", "application/json")
+        assert review.spec.token == ""
+        del out["spec"]["token"]  # what the answer looked like before: the model refuses it
+        with pytest.raises(ValueError, match="token"):
+            api.deserialize(json.dumps(out), "V1TokenReview", "application/json")
+        assert review.status.user.username == "alice"
 
     def test_error_goes_to_status_error(self) -> None:
         """An authenticator error is status.error, with authenticated absent and an empty user."""

@@ -18,6 +18,8 @@ from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
+from .exceptions import redact_url
+
 __all__ = ["Effect", "Fetch", "Fetched", "Flow", "Shared", "Sleep", "TLSConfig", "pure", "run_pure"]
 
 T = TypeVar("T")
@@ -46,7 +48,7 @@ class Fetch:
     """
 
     method: str
-    url: str
+    url: str = attrs.field(repr=lambda url: repr(redact_url(url)))
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     body: bytes = attrs.field(default=b"", repr=False)
     timeout: float = 10.0

@@ -94,18 +94,40 @@ class Response:
     expires_at: float | None = None
 
 
-@attrs.frozen
 class Context:
     """Per-request inputs of a flow: the time and the target audiences.
 
     ``audiences is None`` means the request carries no audience context at all, which differs
     from an empty tuple only for the audience-agnostic wrapper (spec §2.1). ``warnings`` collects
     the response warnings an authenticator records (e.g. the bearer extra-space warning).
+
+    Treat it as immutable: flows read ``now`` and ``audiences`` and only ever append to
+    ``warnings``. It is a plain slotted class rather than a frozen attrs class because one is
+    built per request and the cached-token budget cannot afford the ~0.4 us a frozen ``__init__``
+    costs (docs/performance.md).
     """
 
-    now: float
-    audiences: tuple[str, ...] | None = None
-    warnings: list[str] = attrs.field(factory=list, eq=False, repr=False)
+    __slots__ = ("audiences", "now", "warnings")
+
+    def __init__(
+        self,
+        now: float,
+        audiences: tuple[str, ...] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.now = now
+        self.audiences = audiences
+        self.warnings: list[str] = [] if warnings is None else warnings
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Context):
+            return NotImplemented
+        return self.now == other.now and self.audiences == other.audiences
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Context(now={self.now!r}, audiences={self.audiences!r})"
 
 
 class Headers(Mapping[str, tuple[str, ...]]):
@@ -171,7 +193,8 @@ class RequestView:
     """What an adapter extracts from an HTTP request for the request authenticators.
 
     ``peer_chain`` is the DER of each certificate the TLS client presented, leaf first, exactly
-    as the TLS layer handed it over (not verified yet). ``path`` is the URL path, undecoded.
+    as the TLS layer handed it over (not verified yet). ``path`` is the decoded URL path (Go's
+    ``URL.Path``), which anonymous path conditions compare against.
     """
 
     headers: Headers = _NO_HEADERS

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -27,7 +28,25 @@ __all__ = [
     "InvalidBearerToken",
     "K8sAuthnError",
     "aggregate",
+    "redact_url",
 ]
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user-info and with any query string replaced by ``?...``.
+
+    Used wherever a URL reaches a repr, a log line or an error: a URL may carry a password
+    (``https://user:pw@host``) or a token in its query.
+    """
+    if "@" not in url and "?" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "..." if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 class K8sAuthnError(Exception):
@@ -48,12 +67,16 @@ class InvalidBearerToken(AuthenticationError):
 class BackendUnavailable(AuthenticationError):
     """A remote backend (webhook, discovery, JWKS, claims source) could not be reached or read.
 
-    ``url`` must not carry credentials; callers pass the configured URL, never a token.
+    ``url`` is stored redacted (no user-info, no query string): a configured URL may carry a
+    password, and a distributed-claims endpoint comes from the token itself.
+    ``time`` is the runner's clock when a transport failure happened (``None`` when unknown):
+    flows cannot read the clock, and a retry loop needs it to keep its overall deadline.
     """
 
-    def __init__(self, message: str, *, url: str = "") -> None:
+    def __init__(self, message: str, *, url: str = "", time: float | None = None) -> None:
         super().__init__(message)
-        self.url = url
+        self.url = redact_url(url)
+        self.time = time
 
 
 class ChainError(AuthenticationError):

@@ -38,9 +38,12 @@ __all__ = [
 SERVICE_ACCOUNT_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
 _JSON: Final = "application/json"
 # Transport failures that client-go retries: "connection reset by peer" and "http2: client
-# connection lost" (apimachinery net.IsConnectionReset / IsHTTP2ConnectionLost). httpx reports
-# them as these exception kinds; refused connections, timeouts and TLS errors are not retried.
-_RETRIABLE_TRANSPORT: Final = frozenset({"ReadError", "WriteError", "RemoteProtocolError"})
+# connection lost" (apimachinery net.IsConnectionReset / IsHTTP2ConnectionLost). The runners
+# name an ECONNRESET with Go's text (k8sauthn.io._common); refused connections, timeouts, TLS
+# errors are not retried. A server that closes without answering is retried although Go sees
+# a plain EOF there: httpx reports a reset that hits the request write the same way (httpcore
+# suppresses the write error, then reads end-of-file). HTTP/1.1 only: no HTTP/2 to lose.
+_RETRIABLE_TRANSPORT: Final = (": connection reset by peer", ": RemoteProtocolError")
 _RETRIABLE_REASONS: Final = frozenset({"InternalError", "Timeout", "TooManyRequests"})
 _GENERIC: Final[Mapping[int, tuple[str, str]]] = {
     400: ("BadRequest", "the server rejected our request for an unknown reason"),
@@ -127,7 +130,7 @@ def is_retriable(exc: BaseException) -> bool:
             or (exc.retry_after > 0)
         )
     if isinstance(exc, BackendUnavailable):
-        return str(exc).rsplit(": ", 1)[-1] in _RETRIABLE_TRANSPORT
+        return str(exc).endswith(_RETRIABLE_TRANSPORT)
     return False
 
 
@@ -187,8 +190,8 @@ def call_with_retries(
     """Perform ``make_fetch(timeout)`` with retries; return the first 2xx :class:`Fetched`.
 
     Raises the last error after ``backoff.steps`` attempts, or as soon as the next attempt could
-    not start before ``start + deadline``. Elapsed time is known from the runner's receipt
-    times (``Fetched.time``) and the sleeps taken.
+    not start before ``start + deadline``. Elapsed time is known from the runner's clock
+    readings (``Fetched.time``, ``BackendUnavailable.time``) and the sleeps taken.
     """
     end = start + deadline
     now = start
@@ -208,13 +211,14 @@ def call_with_retries(
         try:
             fetched = yield fetch
         except BackendUnavailable as exc:
-            # A flow cannot read the clock and a transport failure carries no receipt time, so
-            # its duration is unknown: the next attempt's timeout is still capped by what the
-            # known elapsed time leaves (docs/webhook.md, "Deadline").
+            # A flow cannot read the clock: the runner stamps a transport failure with it, so a
+            # server that stalls and then resets still uses up the deadline (docs/webhook.md).
             last = exc
+            now = max(now, exc.time or now)
         else:
             now = max(now, fetched.time or now)
-            if 200 <= fetched.status < 300:
+            # client-go: only 200..206 are success (rest.Request.transformResponse).
+            if 200 <= fetched.status <= 206:
                 return fetched  # type: ignore[no-any-return]
             last = status_error(fetched, url=fetch.url)
         if not is_retriable(last):

@@ -6,13 +6,15 @@ authenticates its token through any k8sauthn *request* chain as a synthetic
 as in kube-apiserver's registry), and returns the HTTP status and JSON body to send. Both
 runners can drive it; :mod:`k8sauthn.server` exposes it over HTTP.
 
-Beyond Kubernetes: the answer never echoes ``spec.token`` back (kube-apiserver returns the whole
-object, token included).
+Beyond Kubernetes: the answer never echoes the token. kube-apiserver returns the whole object,
+token included; here ``spec.token`` is always ``""`` (present, because the Python ``kubernetes``
+client's ``V1TokenReviewSpec`` model requires the field, and empty, so no secret travels back).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -99,6 +101,14 @@ def parse_token_review(
             f"the object provided is unrecognized (must be of type TokenReview): "
             f"{json.dumps(str(kind))[:80]}, {json.dumps(str(api_version))[:80]}",
         )
+    if api_version != default_version:
+        # kube-apiserver's create handler (AcceptsGroupVersion): the body's version must be
+        # the one the URL names; it never answers a v1beta1 review on the v1 endpoint.
+        raise ReviewError(
+            400,
+            f"the API version in the data ({api_version}) does not match the expected API "
+            f"version ({default_version})",
+        )
     spec = doc.get("spec") or {}
     if not isinstance(spec, dict):
         raise ReviewError(400, "spec must be an object")
@@ -144,7 +154,10 @@ def token_review_flow(
         status["audiences"] = list(resp.audiences)
     if error:
         status["error"] = error
-    spec: dict[str, Any] = {"audiences": list(review.audiences)} if review.audiences else {}
+    # Redacted, never echoed: see the module docstring.
+    spec: dict[str, Any] = {"token": ""}
+    if review.audiences:
+        spec["audiences"] = list(review.audiences)
     return {
         "kind": "TokenReview",
         "apiVersion": review.api_version,
@@ -191,15 +204,19 @@ def self_subject_review(
         raise ReviewError(400, f"unsupported SelfSubjectReview version {api_version!r}")
     if user is None:
         raise ReviewError(400, "no user present on request")
-    stamp = None
-    if created is not None:
-        stamp = dt.datetime.fromtimestamp(int(created), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = None if created is None else _rfc3339(int(created))
     return {
         "kind": "SelfSubjectReview",
         "apiVersion": api_version,
         "metadata": {"creationTimestamp": stamp},
         "status": {"userInfo": user.to_dict()},
     }
+
+
+@functools.lru_cache(maxsize=4)
+def _rfc3339(seconds: int) -> str:
+    # Every request within one second shares the stamp: format it once.
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _dump(obj: Mapping[str, Any]) -> bytes:

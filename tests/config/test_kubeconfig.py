@@ -182,6 +182,46 @@ class TestErrors:
         with pytest.raises(ConfigError, match=needle):
             parse_kubeconfig(yaml.safe_dump(doc))
 
+    def test_tls_material_is_checked_at_load(self, pki) -> None:
+        """A bad CA, certificate or key fails at load with Go's text, not as an ssl error later."""
+        ca, client = pki
+        other = Cert.new_ca("other").issue("x")
+
+        def b64(data: bytes) -> str:
+            return base64.b64encode(data).decode()
+
+        cases = [
+            ({"certificate-authority-data": b64(b"not a pem")}, {}, "unable to load root"),
+            (
+                {},
+                {"client-certificate-data": b64(b"x"), "client-key-data": b64(client.key_pem)},
+                "failed to find any PEM data in certificate input",
+            ),
+            (
+                {},
+                {"client-certificate-data": b64(client.pem), "client-key-data": b64(b"x")},
+                "failed to parse private key",
+            ),
+            (
+                {},
+                {
+                    "client-certificate-data": b64(client.pem),
+                    "client-key-data": b64(other.key_pem),
+                },
+                "private key does not match public key",
+            ),
+        ]
+        for cluster, user, needle in cases:
+            doc = config({"server": "https://h", **cluster}, user)
+            with pytest.raises(ConfigError, match=needle) as err:
+                parse_kubeconfig(yaml.safe_dump(doc))
+            assert "PRIVATE KEY" not in str(err.value)
+        good = config(
+            {"server": "https://h", "certificate-authority-data": b64(ca.pem)},
+            {"client-certificate-data": b64(client.pem), "client-key-data": b64(client.key_pem)},
+        )
+        assert parse_kubeconfig(yaml.safe_dump(good)).tls is not None
+
     @pytest.mark.parametrize(
         "text",
         [

@@ -103,7 +103,12 @@ def test_untrusted_server_certificate(tmp_path: Path, pki) -> None:
     with HTTPSServer(tokenreview_handler, tmp_path, other) as srv:
         path = kubeconfig(tmp_path, pki, srv.url)
         auth = WebhookTokenAuthenticator.from_kubeconfig_file(path)
-        with Authenticator(auth) as runner, pytest.raises(BackendUnavailable):
+        with (
+            Authenticator(auth) as runner,
+            pytest.raises(
+                BackendUnavailable, match='^Post ".*": tls: failed to verify certificate'
+            ),
+        ):
             runner.authenticate_token(GOOD)
         assert srv.calls() == 0
 
@@ -308,3 +313,116 @@ def test_connection_reset_is_retried(tmp_path: Path) -> None:
     finally:
         listener.close()
     assert len(accepted) == 5
+
+
+async def _authenticate_good(runner: str, auth: object) -> object:
+    """GOOD through the sync or the async runner."""
+    if runner == "sync":
+        with Authenticator(auth) as sync_runner:  # type: ignore[arg-type]
+            return sync_runner.authenticate_token(GOOD)
+    async with AsyncAuthenticator(auth) as async_runner:  # type: ignore[arg-type]
+        return await async_runner.authenticate_token(GOOD)
+
+
+class _StallThenReset:
+    """A TCP server that reads each request, stalls ``stall`` seconds, then resets (RST)."""
+
+    def __init__(self, stall: float) -> None:
+        import socket
+
+        self.accepted = 0
+        self._stall = stall
+        self._done = threading.Event()
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+        import struct
+
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.recv(65536)
+            self._done.wait(self._stall)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    def close(self) -> None:
+        self._done.set()
+        self._listener.close()
+
+
+@pytest.mark.parametrize("runner", ["sync", "async"])
+async def test_stall_then_reset_keeps_the_overall_deadline(tmp_path: Path, runner: str) -> None:
+    """A reset after a long stall uses up the deadline: no retry starts past it (both runners).
+
+    The runner stamps the failure with its clock; without that stamp the flow would believe no
+    time had passed and try five times (5 x the stall).
+    """
+    server = _StallThenReset(stall=0.7)
+    path = tmp_path / "plain.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: k, cluster: {{server: 'http://127.0.0.1:{server.port}/'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: k}}]\n"
+    )
+    # 0.7 s stall + the 0.5 s first back-off ends past the 1 s deadline: one attempt only.
+    auth = WebhookTokenAuthenticator.from_kubeconfig_file(path, deadline=1.0, cache_ttl=0)
+    try:
+        with pytest.raises(BackendUnavailable) as err:
+            await _authenticate_good(runner, auth)
+    finally:
+        server.close()
+    assert err.value.time is not None
+    assert server.accepted == 1
+
+
+@pytest.mark.parametrize("runner", ["sync", "async"])
+async def test_trickled_answer_is_bounded_by_the_timeout(tmp_path: Path, runner: str) -> None:
+    """A server that trickles its body a byte at a time cannot hold a call past its timeout.
+
+    httpx's timeout restarts with every byte read; the runners bound the whole exchange (Go's
+    http.Client.Timeout), so the call fails as timed out instead of waiting for the 1000 bytes.
+    """
+    import socket
+
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            while not stop.wait(0.05):
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    path = tmp_path / "plain.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: k, cluster: {{server: 'http://127.0.0.1:{listener.getsockname()[1]}/'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: k}}]\n"
+    )
+    auth = WebhookTokenAuthenticator.from_kubeconfig_file(path, timeout=0.5, cache_ttl=0)
+    try:
+        with pytest.raises(BackendUnavailable, match="timed out"):
+            await _authenticate_good(runner, auth)
+    finally:
+        stop.set()
+        listener.close()

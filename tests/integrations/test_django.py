@@ -131,3 +131,20 @@ def test_warnings_join_an_existing_warning_header() -> None:
     response.headers["Warning"] = '299 - "app"'
     integration._add_warnings(response, ["a", "b"])
     assert response.headers["Warning"] == '299 - "app", 299 - "a", 299 - "b"'
+
+
+def test_user_survives_djangos_own_authentication_middleware(chain: Chain) -> None:
+    """With contrib.auth's middleware after ours, request.user is still the Kubernetes user."""
+    auth = EnvironAuthenticator(chain=chain)
+    middleware = [
+        "k8sauthn.integrations.django.KubernetesAuthenticationMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ]
+    with override_settings(
+        K8SAUTHN_AUTHENTICATOR=auth,
+        MIDDLEWARE=middleware,
+        SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
+    ):
+        r = Client().get("/me", **ALICE)
+    assert r.json()["name"] == "alice"

@@ -13,7 +13,13 @@ from k8sauthn import Headers, RequestView, Response, UserInfo
 from k8sauthn.config.build import build
 from k8sauthn.config.options import AuthenticationOptions
 from k8sauthn.server._metrics import Metrics, compress_username
-from k8sauthn.server.app import ReferenceApp, TokenReviewPolicy, decided_by
+from k8sauthn.server._protocol import PEER_CHAIN_DER_KEY
+from k8sauthn.server.app import (
+    ReferenceApp,
+    TokenReviewPolicy,
+    decided_by,
+    peer_chain_from_scope,
+)
 
 from .._pki import Cert
 
@@ -125,6 +131,28 @@ class TestSelfSubjectReview:
             "X509SHA256="
         )
 
+    async def test_der_chain_from_our_tls_layer_is_used_as_is(self, files, ca):
+        """k8sauthn's TLS layer hands over DER too; it is preferred to re-decoding the PEM."""
+        leaf = ca.issue("bob", eku=None)
+        scope_ext = {"client_cert_chain": ["not even pem"], PEER_CHAIN_DER_KEY: (leaf.der,)}
+        assert peer_chain_from_scope({"extensions": {"tls": scope_ext}}) == (leaf.der,)
+        assert peer_chain_from_scope({"extensions": {"tls": {}}}) == ()
+        assert peer_chain_from_scope({}) == ()
+
+    async def test_pem_chain_cache_is_bounded(self, files, ca):
+        """Other servers' PEM chains are decoded once each, but huge ones are never kept."""
+        import k8sauthn.server.app as app_module
+
+        leaf = ca.issue("bob", eku=None).pem.decode()
+        app_module._cached_der_chain.cache_clear()
+        ext = {"extensions": {"tls": {"client_cert_chain": [leaf]}}}
+        assert peer_chain_from_scope(ext) == peer_chain_from_scope(ext)
+        assert app_module._cached_der_chain.cache_info().hits == 1
+        huge = {"extensions": {"tls": {"client_cert_chain": [leaf] * 100}}}
+        assert len(peer_chain_from_scope(huge)) == 100
+        assert app_module._cached_der_chain.cache_info().currsize == 1
+        assert app_module._cached_der_chain.cache_info().maxsize == 256
+
     async def test_get_is_method_not_allowed(self, files):
         """Only POST creates a review."""
         status, _, body = await call(_app(files), "GET", SSR, token=TOKEN)
@@ -211,6 +239,7 @@ class TestTokenReview:
         assert status == 201
         assert doc["status"]["authenticated"] is True
         assert doc["status"]["user"]["username"] == "alice"
+        assert doc["spec"] == {"token": ""}  # k8sauthn.reviews' one redaction, as sent
         assert TOKEN.encode() not in body
 
     async def test_v1beta1_review(self, files):
@@ -298,6 +327,20 @@ class TestObservability:
         with caplog.at_level(logging.INFO, logger="k8sauthn.access"):
             await call(_app(files, access_log_enabled=False), "POST", SSR, token=TOKEN)
         assert not [r for r in caplog.records if r.name == "k8sauthn.access"]
+
+    async def test_access_log_line_not_built_when_info_is_off(self, files, caplog, monkeypatch):
+        """With the access logger above INFO no line is encoded at all (hot path)."""
+        import k8sauthn.server.app as app_module
+
+        encoded: list[object] = []
+        real_dumps = app_module.json.dumps
+        monkeypatch.setattr(
+            app_module.json, "dumps", lambda obj, **kw: encoded.append(obj) or real_dumps(obj, **kw)
+        )
+        with caplog.at_level(logging.WARNING, logger="k8sauthn.access"):
+            status, _, _ = await call(_app(files), "POST", SSR, token=TOKEN)
+        assert status == 201
+        assert not [o for o in encoded if isinstance(o, dict) and "duration_ms" in o]
 
     async def test_metrics_count_results(self, files):
         """/metrics exposes kube-apiserver's filter metrics in Prometheus text."""

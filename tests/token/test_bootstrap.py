@@ -148,6 +148,10 @@ class TestChecks:
         resp = check(with_data(expiration=expiration))
         assert (resp is not None) is valid
 
+    def test_year_zero_expiration_is_expired_not_a_crash(self) -> None:
+        """Go parses the year 0000 (long expired); Python's datetime would raise instead."""
+        assert check(with_data(expiration=b"0000-01-01T00:00:00Z")) is None
+
     def test_expiry_is_carried_to_the_cache(self) -> None:
         """An accepted token with an expiration tells the cache when it stops being valid."""
         resp = check(with_data(expiration=b"2027-01-15T09:00:00Z"))
@@ -219,10 +223,16 @@ class TestRFC3339:
             ("1970-01-01T00:00:00.25Z", 0.25),
             ("1970-01-01T00:00:00,5Z", 0.5),
             ("2024-02-29T00:00:00Z", 1709164800.0),
+            # Go's layout parser (time.Parse's fallback) is laxer than RFC 3339:
+            ("1970-01-02T1:00:00Z", 90000.0),  # a one-digit hour
+            ("1970-01-02T00:00:00+24:00", 0.0),  # offsets up to 24 hours ...
+            ("1970-01-01T01:00:00+00:60", 0.0),  # ... and 60 minutes
+            ("0000-01-01T00:00:00Z", -62167219200.0),  # year 0 (datetime refuses it)
+            ("0000-03-01T00:00:00Z", -62167219200.0 + 60 * 86400),  # year 0 is a leap year
         ],
     )
     def test_valid(self, text: str, expected: float) -> None:
-        """Zones and fractional seconds are honoured."""
+        """Zones and fractional seconds are honoured, with Go's leniencies."""
         assert parse_rfc3339(text) == expected
 
     @pytest.mark.parametrize(
@@ -233,8 +243,9 @@ class TestRFC3339:
             "2024-01-01T24:00:00Z",
             "2024-01-01T00:60:00Z",
             "2024-01-01T00:00:60Z",
-            "2024-01-01T00:00:00+24:00",
-            "2024-01-01T00:00:00+01:60",
+            "2024-01-01T00:00:00+25:00",
+            "2024-01-01T00:00:00+01:61",
+            "2024-01-01T100:00:00Z",
             "2024-01-01t00:00:00Z",
             "2024-01-01T00:00:00z",
             "2024-1-01T00:00:00Z",

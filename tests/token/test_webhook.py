@@ -16,6 +16,7 @@ from k8sauthn import (
     Fetch,
     Fetched,
     Response,
+    Shared,
     Sleep,
     UserInfo,
 )
@@ -155,10 +156,19 @@ class TestDecision:
             resp, _ = drive(flow, [ok({**ALICE, "audiences": ["x"]})])
             assert resp.audiences == ()
 
-    def test_v1_answer_to_v1beta1_request_is_read(self) -> None:
-        """Answers of either version (or with kind/apiVersion omitted) are read."""
-        assert decode_review(review(ALICE, "v1")).user.name == "alice"
-        assert decode_review(b'{"status":{"authenticated":true}}').authenticated
+    def test_answer_must_be_in_the_version_sent(self) -> None:
+        """An answer in the version sent (or without kind/apiVersion) is read; the other is not.
+
+        client-go has no conversion between the two external versions, so kube-apiserver fails
+        to decode a v1 answer to a v1beta1 request.
+        """
+        assert decode_review(review(ALICE, "v1"), "v1").user.name == "alice"
+        assert decode_review(b'{"status":{"authenticated":true}}', "v1beta1").authenticated
+        assert decode_review(review(ALICE, "v1")).authenticated  # no version: either
+        with pytest.raises(BackendUnavailable, match="unexpected apiVersion"):
+            decode_review(review(ALICE, "v1"), "v1beta1")
+        with pytest.raises(BackendUnavailable, match="unexpected apiVersion"):
+            drive(hook(version="v1").token_flow(TOKEN, ctx()), [ok(ALICE)])
 
 
 MALFORMED = [
@@ -273,12 +283,35 @@ class TestRetries:
         assert resp is not None
 
     def test_connection_reset_is_retried_refused_is_not(self) -> None:
-        """A reset connection is retried; a refused one and a timeout are not."""
-        reset = BackendUnavailable(f'POST "{URL}": ReadError')
+        """A reset (or closed) connection is retried; refused, timed out or other reads are not."""
+        reset = BackendUnavailable(f'Post "{URL}": connection reset by peer')
         assert drive_ok(hook(), [reset, ok(ALICE)])[0] is not None
-        for kind in ("ConnectError", "timed out"):
+        closed = BackendUnavailable(f'Post "{URL}": RemoteProtocolError')
+        assert drive_ok(hook(), [closed, ok(ALICE)])[0] is not None
+        for kind in ("ConnectError", "timed out", "ReadError", "WriteError"):
             with pytest.raises(BackendUnavailable):
-                drive(hook().token_flow(TOKEN, ctx()), [BackendUnavailable(f'POST "x": {kind}')])
+                drive(hook().token_flow(TOKEN, ctx()), [BackendUnavailable(f'Post "x": {kind}')])
+
+    def test_transport_failure_time_counts_against_the_deadline(self) -> None:
+        """A reset stamped past the deadline by the runner ends the retries (no 30 s x 5)."""
+        late_reset = BackendUnavailable('Post "x": connection reset by peer', time=NOW + 29.9)
+        with pytest.raises(BackendUnavailable) as err:
+            drive(hook(deadline=30.0).token_flow(TOKEN, ctx()), [late_reset])
+        assert err.value is late_reset  # the webhook's own error, not a deadline error
+
+    def test_transport_failure_time_shrinks_the_next_timeout(self) -> None:
+        """After a stamped reset the next attempt gets only what is left of the deadline."""
+        flow = hook(deadline=10.0).token_flow(TOKEN, ctx())
+        assert next(flow).timeout == 10.0
+        reset = BackendUnavailable('Post "x": connection reset by peer', time=NOW + 8.0)
+        assert flow.throw(reset) == Sleep(0.5)
+        assert flow.send(None).timeout == pytest.approx(1.5)
+
+    def test_206_is_success_207_is_an_error(self) -> None:
+        """client-go reads 200..206 as success; any other 2xx is a status error."""
+        assert drive_ok(hook(), [ok(ALICE, code=206)])[0] is not None
+        with pytest.raises(APIStatusError, match="status code 207"):
+            drive(hook().token_flow(TOKEN, ctx()), [ok(ALICE, code=207)])
 
     def test_deadline_stops_retries(self) -> None:
         """No retry starts when its sleep would end past the overall deadline."""
@@ -327,12 +360,17 @@ class TestKubeconfigConstructor:
         assert inner.api.base_url == "https://127.0.0.1:1/hook"
         assert inner.version == "v1beta1"
 
-    def test_zero_ttl_means_no_cache(self, tmp_path: Path) -> None:
-        """cache_ttl=0 returns the bare authenticator; a bad version fails before reading."""
+    def test_zero_ttl_stores_nothing_but_still_shares_flights(self, tmp_path: Path) -> None:
+        """cache_ttl=0 keeps the cache (single flight) with both TTLs 0, as kube-apiserver does."""
         auth = WebhookTokenAuthenticator.from_kubeconfig_file(
             self.write(tmp_path), cache_ttl=0, version="v1", max_cache_size=10
         )
-        assert isinstance(auth, WebhookTokenAuthenticator)
+        assert isinstance(auth, CachedTokenAuthenticator)
+        assert (auth.success_ttl, auth.failure_ttl, auth.cache_errors) == (0.0, 0.0, False)
+        answer = Fetched(200, {}, review(ALICE, "v1"), NOW)
+        for _ in range(2):  # nothing stored: each lookup asks the webhook again
+            _, effects = drive(auth.token_flow(TOKEN, ctx()), [answer])
+            assert any(isinstance(e, Shared) for e in effects)
         sized = WebhookTokenAuthenticator.from_kubeconfig_file(
             self.write(tmp_path), max_cache_size=3
         )
@@ -384,7 +422,8 @@ def test_build_from_options(tmp_path: Path) -> None:
     chain = build(options)
     assert chain.token is not None
     flow = chain.token.token_flow(TOKEN, ctx(("api",)))
-    resp, effects = drive(flow, [ok({**ALICE, "audiences": ["api"]})])
+    answer = Fetched(200, {}, review({**ALICE, "audiences": ["api"]}, "v1"), NOW)
+    resp, effects = drive(flow, [answer])
     assert resp.user.name == "alice"
     (fetch,) = [e for e in effects if isinstance(e, Fetch)]
     assert json.loads(fetch.body)["apiVersion"] == "authentication.k8s.io/v1"

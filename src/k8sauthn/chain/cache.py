@@ -210,8 +210,13 @@ class CachedTokenAuthenticator:
         except Exception as exc:
             if not isinstance(exc, AuthenticationError):
                 # Kubernetes turns a panic in the inner authenticator into this error (and then
-                # treats it like any other); the traceback goes to the log, never the caller.
-                log.exception("token authenticator failed unexpectedly")
+                # treats it like any other). Only the exception's type is logged: its message or
+                # traceback locals could hold the token (e.g. a KeyError(token)).
+                log.error(
+                    "token authenticator failed unexpectedly: %s.%s",
+                    type(exc).__module__,
+                    type(exc).__qualname__,
+                )
                 exc = AuthenticationFailedUnexpectedly()
             self.stats.fetch_error += 1
             entry = _Entry(0.0, None, exc, ())

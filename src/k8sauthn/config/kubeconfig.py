@@ -119,6 +119,7 @@ def parse_kubeconfig(
         text = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
         raise ConfigError(f"invalid configuration: {text}")
 
+    _check_tls_material(ca, cert, key)
     tls = None
     if ca or cert or insecure or server_name:
         tls = TLSConfig(
@@ -216,6 +217,38 @@ def _pem(
             reason = _open_error(resolved)
             errors.append(f"unable to read {what} {path_value} for {owner} due to {reason}")
     return b""
+
+
+def _check_tls_material(ca: bytes, cert: bytes, key: bytes) -> None:
+    """Fail at load time, as client-go does when it builds the transport, not on first use.
+
+    Otherwise a bad bundle would surface as an ``ssl`` error on every request. The texts are
+    Go's (client-go ``rootCertPool``, ``crypto/tls.X509KeyPair``); no key material is quoted.
+    """
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    if ca:
+        try:
+            x509.load_pem_x509_certificates(ca)
+        except ValueError:
+            raise ConfigError(
+                "unable to load root certificates: unable to parse bytes as PEM block"
+            ) from None
+    if not cert:
+        return
+    try:
+        leaf = x509.load_pem_x509_certificates(cert)[0]
+    except ValueError:
+        raise ConfigError("tls: failed to find any PEM data in certificate input") from None
+    try:
+        private = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError("tls: failed to parse private key") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(*spki) != private.public_key().public_bytes(*spki):
+        raise ConfigError("tls: private key does not match public key")
 
 
 def _open_error(path: Path) -> str:

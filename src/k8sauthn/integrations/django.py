@@ -152,7 +152,12 @@ class KubernetesAuthenticationMiddleware:
             return _unauthorized(auth, ctx.warnings)
         # request.headers is a cached view of META: drop a copy made before the strip.
         request.__dict__.pop("headers", None)
-        request.user = KubernetesUser(resp)
+        user = KubernetesUser(resp)
+        request.user = user
+        # django.contrib.auth's AuthenticationMiddleware, placed after this one, replaces
+        # request.user by a lazy lookup that returns these cached values first: prime them so
+        # it resolves to the Kubernetes user instead of AnonymousUser.
+        request.__dict__.update(_cached_user=user, _acached_user=user)
         response = self.get_response(request)
         _add_warnings(response, environ.get(WARNINGS_KEY, ()))
         return response

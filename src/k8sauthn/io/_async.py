@@ -133,15 +133,23 @@ class AsyncAuthenticator:
     async def _fetch(self, fetch: Fetch) -> Any:
         client = self._client(fetch.tls)
         try:
-            async with client.stream(**_common.request_kwargs(fetch)) as resp:
+            # httpx's timeout bounds each socket operation; a server trickling bytes would
+            # restart it forever. Go's http.Client.Timeout bounds the whole exchange: so do we.
+            async with (
+                asyncio.timeout(fetch.timeout),
+                client.stream(**_common.request_kwargs(fetch)) as resp,
+            ):
                 body = bytearray()
                 async for chunk in resp.aiter_bytes():
                     body += chunk
                     if len(body) > fetch.max_bytes:
-                        raise _common.too_large(fetch)
+                        raise _common.too_large(fetch, self._clock())
                 return _common.fetched(resp.status_code, resp.headers, bytes(body), self._clock())
         except httpx.HTTPError as exc:
-            raise _common.transport_error(fetch, exc) from None
+            raise _common.transport_error(fetch, exc, self._clock()) from None
+        except TimeoutError:
+            expired = httpx.TimeoutException("the whole exchange exceeded its timeout")
+            raise _common.transport_error(fetch, expired, self._clock()) from None
 
     async def _shared(self, effect: Shared) -> Any:
         fut = self._flights.get(effect.key)

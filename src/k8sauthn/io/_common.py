@@ -63,15 +63,46 @@ def request_kwargs(fetch: Fetch) -> dict[str, Any]:
     return kwargs
 
 
-def too_large(fetch: Fetch) -> BackendUnavailable:
+def too_large(fetch: Fetch, now: float | None = None) -> BackendUnavailable:
     return BackendUnavailable(
-        f"response from {_safe_url(fetch.url)} exceeds {fetch.max_bytes} bytes", url=fetch.url
+        f"response from {_safe_url(fetch.url)} exceeds {fetch.max_bytes} bytes",
+        url=fetch.url,
+        time=now,
     )
 
 
-def transport_error(fetch: Fetch, exc: Exception) -> BackendUnavailable:
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
-    return BackendUnavailable(f'{fetch.method} "{_safe_url(fetch.url)}": {kind}', url=fetch.url)
+def transport_error(fetch: Fetch, exc: Exception, now: float | None = None) -> BackendUnavailable:
+    """Go's ``*url.Error`` text (``Post "<url>": <reason>``), stamped with the clock ``now``."""
+    cause = _cause(exc, (ConnectionResetError, ssl.SSLCertVerificationError))
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "timed out"
+    elif isinstance(cause, ConnectionResetError):
+        # The one transport failure client-go's webhook backoff retries (apimachinery
+        # net.IsConnectionReset: ECONNRESET); Go's text, which kubeapi.is_retriable looks for.
+        kind = CONNECTION_RESET
+    elif isinstance(cause, ssl.SSLCertVerificationError):
+        # Go: "tls: failed to verify certificate: x509: ..."; OpenSSL's reason follows.
+        reason = cause.verify_message or "certificate verify failed"
+        kind = f"tls: failed to verify certificate: {reason}"
+    else:
+        kind = type(exc).__name__
+    op = fetch.method[:1].upper() + fetch.method[1:].lower()  # Go: urlErrorOp
+    return BackendUnavailable(f'{op} "{_safe_url(fetch.url)}": {kind}', url=fetch.url, time=now)
+
+
+CONNECTION_RESET = "connection reset by peer"
+
+
+def _cause(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    # httpx wraps httpcore's error, which wraps the OSError (``raise ... from``): walk the chain.
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kinds):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def _safe_url(url: str) -> str:

@@ -145,16 +145,21 @@ class Authenticator:
 
     def _fetch(self, fetch: Fetch) -> Any:
         client = self._client(fetch.tls)
+        # httpx's timeout bounds each socket operation; a body trickled a byte at a time would
+        # restart it forever. Go's http.Client.Timeout bounds the whole exchange: so do we.
+        give_up = time.monotonic() + fetch.timeout
         try:
             with client.stream(**_common.request_kwargs(fetch)) as resp:
                 body = bytearray()
                 for chunk in resp.iter_bytes():
                     body += chunk
                     if len(body) > fetch.max_bytes:
-                        raise _common.too_large(fetch)
+                        raise _common.too_large(fetch, self._clock())
+                    if time.monotonic() > give_up:
+                        raise httpx.ReadTimeout("the whole exchange exceeded its timeout")
                 return _common.fetched(resp.status_code, resp.headers, bytes(body), self._clock())
         except httpx.HTTPError as exc:
-            raise _common.transport_error(fetch, exc) from None
+            raise _common.transport_error(fetch, exc, self._clock()) from None
 
     def _shared(self, effect: Shared) -> Any:
         with self._lock:

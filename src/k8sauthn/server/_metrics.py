@@ -55,6 +55,8 @@ class Metrics:
             ["username"],
             registry=self.registry,
         )
+        self._by_result: dict[str, tuple[Any, Any]] = {}
+        self._by_user: dict[str, Any] = {}
 
     @classmethod
     def create(cls) -> Metrics | None:
@@ -65,10 +67,22 @@ class Metrics:
             return None
 
     def attempt(self, result: str, seconds: float, resp: Response | None) -> None:
-        self.attempts.labels(result).inc()
-        self.duration.labels(result).observe(seconds)
+        # labels() takes a lock and builds a key on every call: keep the children instead.
+        # Both label sets are small and closed (three results, seven compressed names).
+        children = self._by_result.get(result)
+        if children is None:
+            children = self._by_result[result] = (
+                self.attempts.labels(result),
+                self.duration.labels(result),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if resp is not None:
-            self.user_requests.labels(compress_username(resp.user.name)).inc()
+            name = compress_username(resp.user.name)
+            user = self._by_user.get(name)
+            if user is None:
+                user = self._by_user[name] = self.user_requests.labels(name)
+            user.inc()
 
     def exposition(self) -> tuple[bytes, str]:
         body: Any = self._prom.generate_latest(self.registry)

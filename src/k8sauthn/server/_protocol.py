@@ -18,10 +18,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
 
-__all__ = ["HANDSHAKE_TIMEOUT", "TLSServerProtocol", "peer_chain_der", "tls_extension"]
+__all__ = [
+    "HANDSHAKE_TIMEOUT",
+    "PEER_CHAIN_DER_KEY",
+    "TLSServerProtocol",
+    "peer_chain_der",
+    "tls_extension",
+]
 
 log = logging.getLogger("k8sauthn.server")
 
+#: The key of the DER client chain inside the ASGI ``tls`` extension this layer builds.
+PEER_CHAIN_DER_KEY: Final = "k8sauthn.client_cert_chain_der"
 #: A client that has not finished its handshake by then is dropped (bounded waits everywhere).
 HANDSHAKE_TIMEOUT: Final = 10.0
 _READ_CHUNK: Final = 256 * 1024
@@ -54,6 +62,9 @@ def tls_extension(conn: SSL.Connection, chain: Sequence[bytes]) -> dict[str, Any
         "client_cert_error": None,
         "tls_version": conn.get_protocol_version(),
         "cipher_suite": None,
+        # The DER chain as the handshake produced it: the reference app reads it directly
+        # rather than decoding the PEM strings above again on every connection.
+        PEER_CHAIN_DER_KEY: tuple(chain),
     }
 
 

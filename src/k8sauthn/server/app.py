@@ -42,9 +42,11 @@ from .._types import (
 )
 from ..exceptions import AuthenticationError
 from ..io import AsyncAuthenticator
-from ..middleware._common import NotAuthenticated, der_chain_from_pem, filter_flow, status_body
+from ..middleware._common import NotAuthenticated, accepted, der_chain_from_pem, status_body
+from ..middleware.asgi import ScopeAuthenticator
 from ..reviews import ReviewError, parse_token_review, self_subject_review, token_review_flow
 from ._metrics import Metrics
+from ._protocol import PEER_CHAIN_DER_KEY
 
 __all__ = ["ReferenceApp", "TokenReviewPolicy"]
 
@@ -98,15 +100,33 @@ def _forbidden(user: UserInfo) -> bytes:
     return status_body(403, "Forbidden", message)
 
 
-@functools.lru_cache(maxsize=1024)
-def _der_chain(pems: tuple[str, ...]) -> tuple[bytes, ...]:
-    # One TLS connection hands over the same chain for each of its requests: decode it once.
+#: Chains up to this many PEM characters are remembered; with at most 256 of them the cache
+#: stays under 8 MiB whatever certificates clients choose to present.
+_CACHED_CHAIN_CHARS: Final = 32 * 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_der_chain(pems: tuple[str, ...]) -> tuple[bytes, ...]:
     return der_chain_from_pem(pems)
 
 
+def _der_chain(pems: tuple[str, ...]) -> tuple[bytes, ...]:
+    # One TLS connection hands over the same chain for each of its requests: decode it once.
+    if sum(map(len, pems)) > _CACHED_CHAIN_CHARS:
+        return der_chain_from_pem(pems)
+    return _cached_der_chain(pems)
+
+
 def peer_chain_from_scope(scope: Scope) -> tuple[bytes, ...]:
-    """DER certificates from the ASGI ``tls`` extension (leaf first); empty without TLS."""
+    """DER certificates from the ASGI ``tls`` extension (leaf first); empty without TLS.
+
+    ``k8sauthn.server``'s own TLS layer also hands over the DER chain, which is used as is;
+    another server's PEM strings are decoded (and remembered, per distinct chain).
+    """
     tls = (scope.get("extensions") or {}).get("tls") or {}
+    der: tuple[bytes, ...] | None = tls.get(PEER_CHAIN_DER_KEY)
+    if der is not None:
+        return der
     pems = tls.get("client_cert_chain") or ()
     return _der_chain(tuple(pems)) if pems else ()
 
@@ -157,6 +177,12 @@ class ReferenceApp:
         self.metrics = metrics
         self.access_log_enabled = access_log_enabled
         self.clock = clock
+        # Builds each request's view with lazily decoded headers: a cached token reads one.
+        self._views = (
+            ScopeAuthenticator(authenticator=authn, peer_chain=peer_chain_from_scope)
+            if authn is not None
+            else None
+        )
 
     @classmethod
     def from_chain(cls, chain: Any, **kwargs: Any) -> ReferenceApp:
@@ -199,10 +225,14 @@ class ReferenceApp:
             status = await _respond(send, 200, b"ok", [(b"content-type", b"text/plain")])
             return self._log(record, status, start)
         try:
-            view = RequestView(
-                headers=Headers.from_raw(scope["headers"]),
-                peer_chain=peer_chain_from_scope(scope),
-                path=path,
+            view = (
+                self._views.view(scope)
+                if self._views is not None
+                else RequestView(
+                    headers=Headers.from_raw(scope["headers"]),
+                    peer_chain=peer_chain_from_scope(scope),
+                    path=path,
+                )
             )
         except AuthenticationError as exc:
             record["reason"] = str(exc)
@@ -225,7 +255,10 @@ class ReferenceApp:
         result = "success"
         resp: Response | None = None
         try:
-            resp = await self.authn.run(filter_flow(self.root, view, self.authn.context()))
+            # The runner's synchronous step answers a cached or pure credential without
+            # building a flow; accepted() is the filter's no-opinion and audience verdict.
+            ctx = self.authn.context()
+            resp = accepted(await self.authn.authenticate_request(view, ctx), ctx)
         except AuthenticationError as exc:
             # "Unable to authenticate the request": error texts never carry a credential.
             result = "failure" if isinstance(exc, NotAuthenticated) else "error"
@@ -273,13 +306,11 @@ class ReferenceApp:
             doc = await self.authn.run(flow)
         except ReviewError as exc:
             return await _respond(send, exc.code, _dump(exc.status()), _JSON)
-        # spec.token is redacted, not dropped: the Python kubernetes client's models require
-        # the field to be a string (kube-apiserver echoes the token itself).
-        doc["spec"] = {"token": "", **doc.get("spec", {})}
         return await _respond(send, 201, _dump(doc), _JSON)
 
     def _log(self, record: dict[str, Any], status: int, start: float) -> None:
-        if not self.access_log_enabled:
+        # Checked first: encoding a line nobody will read costs more than the cached lookup.
+        if not self.access_log_enabled or not access_log.isEnabledFor(logging.INFO):
             return
         record["status"] = status
         record["duration_ms"] = round((time.perf_counter() - start) * 1000, 3)

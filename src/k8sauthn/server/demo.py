@@ -67,6 +67,12 @@ class DemoFiles:
     token: str = attrs.field(repr=False)
 
 
+def _private(path: Path) -> None:
+    """Make ``path`` owner-only before a secret goes in (``touch`` keeps an old file's mode)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+
+
 def write_demo_files(directory: Path) -> DemoFiles:
     """Generate the CA, the serving and client certificates, and the static token file."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -79,7 +85,7 @@ def write_demo_files(directory: Path) -> DemoFiles:
     def write(name: str, data: bytes, private: bool = False) -> Path:
         path = directory / name
         if private:
-            path.touch(mode=0o600)
+            _private(path)
         path.write_bytes(data)
         return path
 
@@ -267,7 +273,7 @@ async def _run(files: DemoFiles, flags: Any, *, exit_after_check: bool) -> int:
     host, port = ready.result()
     shown = f"[{host}]" if ":" in host else host
     url = f"https://{shown}:{port}"
-    files.kubeconfig.touch(mode=0o600)
+    _private(files.kubeconfig)
     files.kubeconfig.write_text(kubeconfig(files, url))
     if not exit_after_check:
         sys.stdout.write(_instructions(files, url))

@@ -35,10 +35,12 @@ SECRET_TYPE: Final = "bootstrap.kubernetes.io/token"
 SECRET_NAME_PREFIX: Final = "bootstrap-token-"
 _TOKEN: Final = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")
 _GROUP: Final = re.compile(r"system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]")
-# RFC 3339 as Go's time.Parse(time.RFC3339, ...) reads it: fractional seconds allowed (Go also
-# accepts a comma as the separator), zone "Z" or +hh:mm, upper-case "T".
+# RFC 3339 as Go's time.Parse(time.RFC3339, ...) reads it. When its strict fast path fails Go
+# falls back to the layout parser, which is laxer: a one-digit hour, a comma before the
+# fractional seconds, zone offsets up to 24:60 ("some people do write offsets of 24 hours").
+# Upper-case "T" and "Z" only; years 0000-9999.
 _RFC3339: Final = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:\d{2})",
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d+))?(Z|[+-]\d{2}:\d{2})",
     re.ASCII,
 )
 
@@ -103,15 +105,29 @@ def parse_rfc3339(text: str) -> float | None:
     offset = 0
     if zone != "Z":
         zh, zm = int(zone[1:3]), int(zone[4:6])
-        if zh > 23 or zm > 59:
+        if zh > 24 or zm > 60:
             return None
         offset = (zh * 3600 + zm * 60) * (1 if zone[0] == "+" else -1)
-    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset
+    # Plain arithmetic, not calendar.timegm: Go accepts the year 0000, which datetime refuses.
+    days = _days_from_civil(year, month, day)
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
     return seconds + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
 def _days_in(year: int, month: int) -> int:
-    return calendar.monthrange(year, month)[1]
+    if month == 2:
+        return 29 if calendar.isleap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 in the proleptic Gregorian calendar (any year, 0 included)."""
+    year -= month <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
 
 
 def _groups(extra: bytes | None) -> tuple[str, ...] | None:

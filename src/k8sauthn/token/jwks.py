@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .._flow import Fetch, Fetched, Flow, Shared, TLSConfig
 from ..exceptions import BackendUnavailable
-from .jws import CompactJWS, MalformedJWS, VerificationKey, loads_object
+from .jws import Check, CompactJWS, MalformedJWS, VerificationKey, loads_object
 
 __all__ = ["JWKS", "JWTMetrics", "KeySet", "KeysUnavailable", "sha256_label"]
 
@@ -70,6 +70,11 @@ class JWKS:
     _by_kid: Mapping[str, tuple[VerificationKey, ...]] = attrs.field(
         init=False, repr=False, eq=False
     )
+    # (kid, alg) -> the prepared checks to try, filled on first use; bounded by the kids this
+    # set holds (plus None) times the nine algorithms: unknown kids are never stored.
+    _plans: dict[tuple[str | None, str], tuple[Check, ...]] = attrs.field(
+        init=False, repr=False, eq=False
+    )
 
     def __attrs_post_init__(self) -> None:
         by_kid: dict[str, list[VerificationKey]] = {}
@@ -77,6 +82,7 @@ class JWKS:
             if k.kid is not None:
                 by_kid.setdefault(k.kid, []).append(k)
         object.__setattr__(self, "_by_kid", {k: tuple(v) for k, v in by_kid.items()})
+        object.__setattr__(self, "_plans", {})
 
     @classmethod
     def from_json(cls, body: bytes) -> JWKS:
@@ -105,11 +111,27 @@ class JWKS:
 
     def verifies(self, jws: CompactJWS) -> bool:
         """True when one candidate key verifies the token's signature."""
-        kid = jws.kid
-        for key in self.keys if kid is None else self._by_kid.get(kid, ()):
-            if key.verify(jws.alg, jws.signing_input, jws.signature):
+        return self.check(jws.alg, jws.kid, jws.signing_input, jws.signature)
+
+    def check(self, alg: str, kid: str | None, signing_input: bytes, signature: bytes) -> bool:
+        """True when a key with this ``kid`` (any key without one) verifies as ``alg``."""
+        plan = self._plans.get((kid, alg))
+        if plan is None:
+            plan = self._plan(kid, alg)
+        for check in plan:
+            if check(signing_input, signature):
                 return True
         return False
+
+    def _plan(self, kid: str | None, alg: str) -> tuple[Check, ...]:
+        plan = tuple(
+            check
+            for key in self.candidates(kid)
+            if (check := key.check_for(alg)) is not None
+        )
+        if kid is None or kid in self._by_kid:
+            self._plans[(kid, alg)] = plan  # a benign race: every thread computes the same
+        return plan
 
 
 def _sha256_bytes(body: bytes) -> str:
@@ -153,7 +175,9 @@ class KeySet:
         # Go's strings.TrimSuffix: one trailing slash only.
         self._discovery_url = discovery_url or issuer_url.removesuffix("/") + _WELL_KNOWN
         self._static = jwks is not None
-        self._jwks: JWKS = jwks or JWKS()
+        #: The keys held now (possibly empty); replaced as a whole on refresh. A plain
+        #: attribute, not a property: it is read once per token.
+        self.jwks: JWKS = jwks or JWKS()
         self._jwks_uri: str | None = "" if self._static else None
         self._tls = tls
         self._timeout = timeout
@@ -184,11 +208,6 @@ class KeySet:
     def ready(self) -> bool:
         """True once discovery succeeded (always for a static set)."""
         return self._jwks_uri is not None
-
-    @property
-    def jwks(self) -> JWKS:
-        """The keys held now (possibly empty)."""
-        return self._jwks
 
     def health_error(self) -> str | None:
         """``None`` when ready, else Kubernetes' health-check text (spec §13.4)."""
@@ -233,7 +252,7 @@ class KeySet:
         Raises ``ValueError`` with go-oidc's text (``failed to verify signature: ...``), or
         ``BackendUnavailable`` when the last attempt to fetch the keys failed.
         """
-        if self._jwks.verifies(jws):
+        if self.jwks.verifies(jws):
             return
         if not self._static:
             with self._lock:
@@ -241,7 +260,7 @@ class KeySet:
                 allowed = self._fetching or _elapsed(self._last_fetch, now, self._cooldown)
             if allowed:
                 yield Shared(self._jwks_flight, lambda: self._fetch_flow(generation, now))
-                if self._jwks.verifies(jws):
+                if self.jwks.verifies(jws):
                     return
             if self._fetch_error:
                 # The keys could not be fetched: "could not check", never cached as a rejection.
@@ -312,7 +331,7 @@ class KeySet:
                 except MalformedJWS as exc:
                     error = f"oidc: failed to decode keys: {exc} {_body_text(resp)}"
                 else:
-                    self._jwks, digest = jwks, jwks.digest
+                    self.jwks, digest = jwks, jwks.digest
         except BackendUnavailable as exc:
             error = f"oidc: get keys failed {exc}"
         finally:

@@ -37,7 +37,9 @@ __all__ = [
     "VerificationKey",
     "b64decode_strict",
     "loads_object",
+    "Check",
     "parse_compact",
+    "parse_header",
     "parse_parts",
 ]
 
@@ -124,7 +126,7 @@ def loads_object(data: bytes) -> dict[str, Any]:
         value, end = _SCAN(text, start)
         if end != len(text) and text[end:].strip(_JSON_WS):
             raise MalformedJWS("invalid JSON: trailing data")
-        if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        if "\\" in text and _SURROGATE_ESCAPE.search(text):  # memchr first: escapes are rare
             # A lone surrogate escape cannot be re-encoded: Go would replace it, we refuse it.
             json.dumps(value, ensure_ascii=False).encode("utf-8")
     except MalformedJWS:
@@ -166,13 +168,20 @@ class CompactJWS:
 
 
 _Header = tuple[Mapping[str, Any], str, str | None]
+#: Verifies ``(signing_input, signature)`` with one key and one algorithm, prepared once.
+Check = Callable[[bytes, bytes], bool]
 # Every token a key signs carries the same header segment: parse each distinct one once.
 # Values are immutable (a read-only mapping), so sharing them between threads is safe.
 _HEADERS: dict[str, _Header] = {}
 _MAX_HEADERS: Final = 256
 
 
-def _header(segment: str) -> _Header:
+def parse_header(segment: str) -> _Header:
+    """The header segment's ``(header, alg, kid)``; raises :class:`MalformedJWS`.
+
+    Every token a key signs carries the same header segment, so each distinct one is parsed
+    once (at most 256 kept; the values are read-only and shared between threads).
+    """
     cached = _HEADERS.get(segment)
     if cached is not None:
         return cached
@@ -207,7 +216,7 @@ def parse_compact(token: str, *, payload: bytes | None = None) -> CompactJWS:
 
 def parse_parts(head: str, body: str, sig: str, payload: bytes | None = None) -> CompactJWS:
     """:func:`parse_compact` for a token already split in three (at most MAX_TOKEN_BYTES)."""
-    header, alg, kid = _header(head)
+    header, alg, kid = parse_header(head)
     if payload is None:
         payload = b64decode_strict(body)
     signature = b64decode_strict(sig)
@@ -225,6 +234,23 @@ class VerificationKey:
 
     kid: str | None
     key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey = attrs.field(repr=False)
+    # One prepared check per algorithm this key can verify: no type test or parameter lookup
+    # per token.
+    _checks: Mapping[str, Check] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        key = self.key
+        checks: dict[str, Check]
+        if isinstance(key, rsa.RSAPublicKey):
+            checks = {alg: _rsa_check(key, pad, h) for alg, (pad, h) in _RSA_PARAMS.items()}
+        else:
+            curve = key.curve.name
+            checks = {
+                alg: _ec_check(key, size, ecdsa)
+                for alg, (name, size, ecdsa) in _EC_PARAMS.items()
+                if name == curve
+            }
+        object.__setattr__(self, "_checks", checks)
 
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any]) -> VerificationKey | None:
@@ -249,28 +275,47 @@ class VerificationKey:
             return None
         return None
 
+    def check_for(self, alg: str) -> Check | None:
+        """The prepared check for ``alg``, or None when this key cannot verify it."""
+        return self._checks.get(alg)
+
     def verify(self, alg: str, signing_input: bytes, signature: bytes) -> bool:
         """True when ``signature`` is a valid ``alg`` signature of ``signing_input``."""
-        key = self.key
+        check = self._checks.get(alg)
+        return check is not None and check(signing_input, signature)
+
+
+def _rsa_check(
+    key: rsa.RSAPublicKey, pad: padding.AsymmetricPadding, hash_: hashes.HashAlgorithm
+) -> Check:
+    verify = key.verify
+
+    def check(signing_input: bytes, signature: bytes) -> bool:
         try:
-            if isinstance(key, rsa.RSAPublicKey):
-                params = _RSA_PARAMS.get(alg)
-                if params is None:
-                    return False
-                key.verify(signature, signing_input, params[0], params[1])
-                return True
-            ec_params = _EC_PARAMS.get(alg)
-            if ec_params is None:
-                return False
-            curve, size, ecdsa = ec_params
-            if key.curve.name != curve or len(signature) != 2 * size:
-                return False
-            r = int.from_bytes(signature[:size], "big")
-            s = int.from_bytes(signature[size:], "big")
-            key.verify(encode_dss_signature(r, s), signing_input, ecdsa)
-            return True
+            verify(signature, signing_input, pad, hash_)
         except InvalidSignature:
             return False
+        return True
+
+    return check
+
+
+def _ec_check(key: ec.EllipticCurvePublicKey, size: int, ecdsa: ec.ECDSA) -> Check:
+    verify = key.verify
+
+    def check(signing_input: bytes, signature: bytes) -> bool:
+        # JWS carries the fixed-size r||s (RFC 7518 §3.4); cryptography wants DER.
+        if len(signature) != 2 * size:
+            return False
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        try:
+            verify(encode_dss_signature(r, s), signing_input, ecdsa)
+        except InvalidSignature:
+            return False
+        return True
+
+    return check
 
 
 # Padding and hash objects are immutable: build them once, not per verification.

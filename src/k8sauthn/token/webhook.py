@@ -3,7 +3,7 @@
 The flow is one POST (retried per §12.6) followed by pure decoding::
 
     fetched = yield from call_with_retries(...)      # Fetch effects, Sleep between attempts
-    return self.decide(decode_review(fetched.body), ctx.audiences)
+    return decide(decode_review(fetched.body, version), ctx.audiences, implicit)
 
 Outcomes (§12.4): accepted; ``authenticated: false`` without ``status.error`` -> no opinion;
 with an error -> :class:`AuthenticationError` carrying the webhook's text; an audience mismatch ->
@@ -82,13 +82,15 @@ class _Malformed(ValueError):
     pass
 
 
-def decode_review(body: bytes) -> TokenReviewStatus:
+def decode_review(body: bytes, version: str | None = None) -> TokenReviewStatus:
     """Parse a webhook's TokenReview answer; :class:`BackendUnavailable` when malformed.
 
     ``kind`` and ``apiVersion`` may be omitted (they default to the expected type); when present
-    they must name a TokenReview of ``authentication.k8s.io`` v1 or v1beta1, which Kubernetes
-    converts into each other field by field.
+    they must name a TokenReview of ``authentication.k8s.io/<version>``, the version that was
+    sent (``None``: v1 or v1beta1). client-go decodes the answer with a scheme that holds both
+    versions but no conversion between them, so an answer in the other version fails there too.
     """
+    accepted = SUPPORTED_VERSIONS if version is None else (version,)
     try:
         doc = json.loads(body)
         if not isinstance(doc, dict):
@@ -96,7 +98,7 @@ def decode_review(body: bytes) -> TokenReviewStatus:
         if doc.get("kind", "TokenReview") not in ("TokenReview", ""):
             raise _Malformed(f"unexpected kind {_short(doc.get('kind'))}")
         api_version = doc.get("apiVersion", "")
-        if api_version not in ("", *(_GROUP + v for v in SUPPORTED_VERSIONS)):
+        if api_version not in ("", *(_GROUP + v for v in accepted)):
             raise _Malformed(f"unexpected apiVersion {_short(api_version)}")
         status = _obj(doc.get("status"), "status")
         authenticated = status.get("authenticated")
@@ -206,7 +208,8 @@ class WebhookTokenAuthenticator:
         """kube-apiserver's ``--authentication-token-webhook-*`` flags, as one authenticator.
 
         The result is already wrapped in the token cache with ``cache_errors=False`` and success
-        TTL = failure TTL = ``cache_ttl`` (spec §12.7); ``cache_ttl=0`` disables it.
+        TTL = failure TTL = ``cache_ttl`` (spec §12.7); with ``cache_ttl=0`` nothing is stored
+        but concurrent reviews of one token still share one call, as in kube-apiserver.
         """
         from ..config.kubeconfig import load_kubeconfig
 
@@ -222,10 +225,14 @@ class WebhookTokenAuthenticator:
         return inner.cached(cache_ttl, max_size=max_cache_size)
 
     def cached(self, ttl: float, *, max_size: int | None = None) -> TokenAuthenticator:
-        """This authenticator behind the token cache the way §12.7 / §3.3 configure it."""
-        if ttl <= 0:
-            return self
+        """This authenticator behind the token cache the way §12.7 / §3.3 configure it.
+
+        kube-apiserver builds the cache even for a TTL of 0: it then stores nothing, but its
+        single flight still makes concurrent reviews of one token share one webhook call.
+        """
         from ..chain.cache import CachedTokenAuthenticator
+
+        ttl = max(0.0, ttl)
 
         if max_size is None:
             return CachedTokenAuthenticator(
@@ -244,4 +251,5 @@ class WebhookTokenAuthenticator:
             backoff=self.backoff,
             rand=self.rand,
         )
-        return decide(decode_review(fetched.body), ctx.audiences, self.implicit_audiences)
+        status = decode_review(fetched.body, self.version)
+        return decide(status, ctx.audiences, self.implicit_audiences)
