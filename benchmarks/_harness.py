@@ -170,6 +170,31 @@ def interleave(
     return paths, floors
 
 
+def profile_path(case: Case, settings: Settings, top: int = 20) -> str:
+    """cProfile of a ratio row's path for about a second: where its time goes (``--profile``)."""
+    import cProfile
+    import io
+    import pstats
+
+    if case.pair is None:
+        return f"{case.name}: not a path/floor row, nothing to profile"
+    pair = case.pair(settings)
+    try:
+        pair.check()
+        n = _calibrate(pair.path, 0.3)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(n):
+            pair.path()
+        profiler.disable()
+    finally:
+        pair.close()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    return f"### profile: {case.name} ({n} calls)\n{out.getvalue()}"
+
+
 def _ratio_status(kind: Kind, goal: float | None, value: float) -> str:
     if goal is None or kind == "study":
         return "info"
@@ -250,12 +275,12 @@ def _goal_text(r: Result) -> str:
 def _value_text(r: Result) -> str:
     if r.ratio is None:
         return "—"
-    if r.kind in ("ratio", "throughput") or (r.kind == "study" and r.unit == "µs"):
-        return f"{r.ratio:.2f}x ({_fmt(r.low)}-{_fmt(r.high)})"
-    if r.kind == "count":
-        return f"{r.ratio:g}"
-    if r.kind == "memory":
+    if r.kind == "memory" or r.unit == "MiB":
         return f"{r.ratio:.1f} MiB"
+    if r.kind == "count" or r.unit == "calls":
+        return f"{r.ratio:g}"
+    if r.kind in ("ratio", "throughput") or r.unit in ("µs", "req/s"):
+        return f"{r.ratio:.2f}x ({_fmt(r.low)}-{_fmt(r.high)})"
     return f"{_fmt(r.ratio)} ({_fmt(r.low)}-{_fmt(r.high)})"
 
 

@@ -60,6 +60,7 @@ def webhook_single_flight(settings: Settings, n: int = 1000) -> Measured:
         value=calls,
         low=calls,
         high=calls,
+        unit="calls",
         note=f"{n} concurrent requests through {via}, answered in {elapsed:.2f}s",
     )
 
@@ -110,6 +111,7 @@ def idp_single_flight(settings: Settings, n: int = 1000) -> Measured:
         value=worst,
         low=worst,
         high=worst,
+        unit="calls",
         note=f"{n} concurrent requests, calls per endpoint: {shown}; answered in {elapsed:.2f}s",
     )
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from _fixtures import TOKEN, need, token_file
-from _harness import Case, Measured, NotAvailable, Pair, Settings
+from _harness import Case, Measured, Pair, Settings
 
 HERE = Path(__file__).resolve().parent
 SERVER_CPU, LOAD_CPU = 0, 1
@@ -57,8 +57,30 @@ def server(mode: str, tokens: Path) -> Iterator[int]:
             proc.wait()
 
 
+def load_generator() -> str:
+    """``wrk`` when installed, else this directory's Python load generator."""
+    return "wrk" if shutil.which("wrk") else "python"
+
+
 def _wrk_command(port: int, seconds: float, connections: int) -> list[str]:
-    cmd = [
+    if load_generator() == "wrk":
+        cmd = _real_wrk(port, seconds, connections)
+    else:
+        cmd = [
+            sys.executable,
+            str(HERE / "_loadgen.py"),
+            str(port),
+            f"{seconds:g}",
+            str(connections),
+            TOKEN,
+        ]
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        cmd = ["taskset", "-c", str(LOAD_CPU), *cmd]
+    return cmd
+
+
+def _real_wrk(port: int, seconds: float, connections: int) -> list[str]:
+    return [
         "wrk",
         "-t1",
         f"-c{connections}",
@@ -67,9 +89,6 @@ def _wrk_command(port: int, seconds: float, connections: int) -> list[str]:
         f"Authorization: Bearer {TOKEN}",
         f"http://127.0.0.1:{port}/",
     ]
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        cmd = ["taskset", "-c", str(LOAD_CPU), *cmd]
-    return cmd
 
 
 def _requests_per_second(stdout: str) -> float:
@@ -120,8 +139,6 @@ def compare(
     seconds: float | None = None,
 ) -> Measured:
     """Median of per-round (middleware req/s) / (plain req/s), rounds alternating order."""
-    if shutil.which("wrk") is None:
-        raise NotAvailable("wrk (apt-get install wrk)")
     need("k8sauthn.middleware.asgi")
     need("k8sauthn.config.build")
     if rounds is None or seconds is None:
@@ -145,7 +162,10 @@ def compare(
         path_cost=statistics.median(m_rps),
         floor_cost=statistics.median(p_rps),
         unit="req/s",
-        note=f"2 wrk -c{connections} at once, {rounds} rounds of {seconds:g}s, both on half a core",
+        note=(
+            f"2 {load_generator()} load generators -c{connections} at once, {rounds} rounds of "
+            f"{seconds:g}s, both servers on half a core"
+        ),
     )
 
 

@@ -154,6 +154,7 @@ def _single_flight(n: int) -> Callable[[Settings], Measured]:
             value=backend.calls,
             low=backend.calls,
             high=backend.calls,
+            unit="calls",
             note=f"{ok}/{n} accepted in {elapsed * 1000:.0f} ms (backend answers in 200 ms)",
         )
 

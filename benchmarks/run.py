@@ -1,6 +1,6 @@
 """Run every hot-path benchmark against its floor and print the Markdown table.
 
-    python benchmarks/run.py [--quick] [--json PATH] [--markdown PATH] [--only TEXT]
+    python benchmarks/run.py [--quick] [--json PATH] [--markdown PATH] [--only TEXT] [--profile]
 
 Each ratio row times the path and its floor in this process with samples interleaved, and
 reports the median of the per-sample ratios with their min and max (benchmarks/README.md).
@@ -28,7 +28,14 @@ for entry in (str(HERE), str(ROOT), str(ROOT / "src")):
 
 import attrs  # noqa: E402
 
-from _harness import Case, Result, Settings, markdown_table, run_case  # noqa: E402
+from _harness import (  # noqa: E402
+    Case,
+    Result,
+    Settings,
+    markdown_table,
+    profile_path,
+    run_case,
+)
 
 MODULES = (
     "bench_tokens",
@@ -83,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--strict", action="store_true", help="also fail on rows that error or are not available"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of each selected row's path"
+    )
     args = parser.parse_args(argv)
 
     settings = Settings.for_run(args.quick)
@@ -97,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.only and not any(o.lower() in case.name.lower() for o in args.only):
             continue
+        if args.profile:
+            print(profile_path(case, settings), flush=True)
         t0 = time.monotonic()
         result = run_case(case, settings)
         results.append(result)

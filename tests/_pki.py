@@ -151,6 +151,7 @@ class Cert:
             san_dns=(hostname, "localhost"),
             san_ip=("127.0.0.1",),
             key_usage=_LEAF_KEY_USAGE,
+            aki=True,  # Python 3.13 clients verify strictly (VERIFY_X509_STRICT) by default
         )
 
 

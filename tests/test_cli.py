@@ -271,12 +271,13 @@ class TestProcesses:
 
     def test_demo_tightens_existing_secret_files(self, tmp_path, capsys):
         """Re-using a --dir whose key files are world-readable makes them owner-only again."""
-        for name in ("tokens.csv", "server.key", "client.key", "kubeconfig"):
-            (tmp_path / name).write_text("old")
-            (tmp_path / name).chmod(0o644)
+        secret_files = ("tokens.csv", "server.key", "client.key", "kubeconfig")
+        for file_name in secret_files:
+            (tmp_path / file_name).write_text("old")
+            (tmp_path / file_name).chmod(0o644)
         assert main(["demo", "--exit-after-check", f"--dir={tmp_path}"]) == 0
-        for name in ("tokens.csv", "server.key", "client.key", "kubeconfig"):
-            assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
+        for file_name in secret_files:
+            assert (tmp_path / file_name).stat().st_mode & 0o077 == 0, file_name
 
     def test_demo_checks_over_https_without_kubectl(self, tmp_path, capsys, monkeypatch):
         """Without kubectl on the PATH the demo checks both credentials with SelfSubjectReviews."""

@@ -8,6 +8,7 @@ They are verified through discovery + JWKS over HTTPS with the provider's CA onl
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import secrets
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -159,14 +161,53 @@ class IdP:
             return str(tokens.json()["id_token"])
 
 
-@pytest.fixture
-def idp(tmp_path: Path, root_ca: Cert) -> Iterator[IdP]:
+NPM_CI_TIMEOUT = 300.0
+
+
+def _installed() -> bool:
+    return (IDP_DIR / "node_modules" / "oidc-provider" / "package.json").is_file()
+
+
+@pytest.fixture(scope="session")
+def idp_node() -> str:
+    """``node``, with the provider's npm packages installed (``npm ci`` once, if missing).
+
+    Skips locally and fails in CI when node/npm are missing or the install fails. A file lock
+    keeps concurrent test runs on this machine from installing into the same directory at once.
+    """
     node = require_tool("node")
-    if not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
+    if _installed():
+        return node
+    npm = require_tool("npm")
+    lock_path = Path(tempfile.gettempdir()) / (
+        "k8sauthn-idp-npm-" + hashlib.sha256(str(IDP_DIR).encode()).hexdigest()[:16] + ".lock"
+    )
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _installed():  # another run installed them while we waited
+            return node
+        try:
+            done = subprocess.run(
+                [npm, "ci", "--prefix", str(IDP_DIR), "--no-audit", "--no-fund"],
+                capture_output=True,
+                text=True,
+                timeout=NPM_CI_TIMEOUT,
+                check=False,
+            )
+            problem = "" if done.returncode == 0 else (done.stderr or done.stdout)[-2000:]
+        except subprocess.TimeoutExpired:
+            problem = f"timed out after {NPM_CI_TIMEOUT:.0f} s"
+    if problem or not _installed():
+        message = f"npm ci --prefix tests/integration/idp failed: {problem}"
         if IN_CI:
-            pytest.fail("run: npm ci --prefix tests/integration/idp")
-        pytest.skip("oidc-provider is not installed (npm ci --prefix tests/integration/idp)")
-    provider = IdP(node, tmp_path, root_ca)
+            pytest.fail(message)
+        pytest.skip(message)
+    return node
+
+
+@pytest.fixture
+def idp(tmp_path: Path, root_ca: Cert, idp_node: str) -> Iterator[IdP]:
+    provider = IdP(idp_node, tmp_path, root_ca)
     provider.start((rsa.generate_private_key(public_exponent=65537, key_size=2048), "k1"))
     yield provider
     provider.stop()

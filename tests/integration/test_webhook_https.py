@@ -106,7 +106,7 @@ def test_untrusted_server_certificate(tmp_path: Path, pki) -> None:
         with (
             Authenticator(auth) as runner,
             pytest.raises(
-                BackendUnavailable, match='^Post ".*": tls: failed to verify certificate'
+                BackendUnavailable, match=r'^Post ".*": tls: failed to verify certificate'
             ),
         ):
             runner.authenticate_token(GOOD)

@@ -410,7 +410,10 @@ class TestUnderUvicorn:
     def test_headers_beyond_one_mib_are_refused(self, server, pki, tmp_path):
         """Headers well beyond 1 MiB are a protocol error, as in Go."""
         with self._client(pki, tmp_path) as client:
-            r = client.get(server.url + "/", headers={"x-big": "a" * (2 << 20)})
+            try:
+                r = client.get(server.url + "/", headers={"x-big": "a" * (2 << 20)})
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+                return  # the server closed the connection while the client was still sending
         assert r.status_code in (400, 431)
 
     def test_websocket_scope_gets_the_tls_extension(self, server, pki, tmp_path):

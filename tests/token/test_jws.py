@@ -109,9 +109,25 @@ class TestParse:
             with pytest.raises(MalformedJWS):
                 parse_compact(bad)
 
-    def test_non_string_kid_is_ignored(self) -> None:
-        """A numeric ``kid`` reads as no kid."""
-        assert None is parse_compact(token(kid=None, header=b'{"alg":"RS256","kid":7}')).kid
+    def test_non_string_kid_or_nonce_is_malformed_and_null_is_absent(self) -> None:
+        """go-jose decodes ``kid``/``nonce`` into strings: a number is malformed, null absent."""
+        for header in (b'{"alg":"RS256","kid":7}', b'{"alg":"RS256","nonce":["n"]}'):
+            with pytest.raises(MalformedJWS, match=r"failed to unmarshal (key ID|nonce)"):
+                parse_compact(token(kid=None, header=header))
+        assert None is parse_compact(token(kid=None, header=b'{"alg":"RS256","kid":null}')).kid
+
+    def test_only_short_header_segments_are_cached(self) -> None:
+        """A huge header is parsed every time rather than pinned in the shared cache."""
+        from k8sauthn.token import jws as module
+
+        padding = "x" * 2000
+        header = json.dumps({"alg": "RS256", "kid": "k1", "pad": padding}).encode()
+        tok = token(kid=None, header=header)
+        assert parse_compact(tok).kid == "k1"
+        assert tok.split(".")[0] not in module._HEADERS
+        small = token()
+        parse_compact(small)
+        assert small.split(".")[0] in module._HEADERS
 
 
 class TestVerificationKey:

@@ -21,6 +21,7 @@ from k8sauthn import (
     run_pure,
 )
 from k8sauthn.config.authentication import Issuer, JWTAuthenticatorConfig
+from k8sauthn.token._verifier import read_unverified
 from k8sauthn.token.jws import ALGORITHMS
 from k8sauthn.token.oidc import InvalidJWT, JWTAuthenticator
 
@@ -208,12 +209,14 @@ class TestSignature:
         genuine = token(**{header: value})
         assert run(genuine).user.name == "jane"  # run_pure: no Fetch was asked for
 
-    def test_crit_header_is_rejected_as_malformed(self) -> None:
-        """A ``crit`` header never verifies."""
+    def test_crit_header_never_verifies(self) -> None:
+        """A ``crit`` header never verifies: go-jose fails it for every key."""
         assert (
             rejected(token(crit=["b64"], b64=False))
-            == "oidc: verify token: oidc: malformed jwt: unsupported crit header"
+            == "oidc: verify token: failed to verify signature: failed to verify id token signature"
         )
+        wrong_alg = token(crit=["b64"], b64=False, alg="PS256")
+        assert "unsupported algorithm" in rejected(wrong_alg, authn(signing_algs=("RS256",)))
 
     def test_bad_header_is_a_malformed_jwt(self) -> None:
         """A token of our issuer whose header is not JSON is ``oidc: malformed jwt``."""
@@ -267,6 +270,14 @@ class TestStandardClaims:
         assert 'oidc: expected audience in ["a" "b"] got ["c"]' in rejected(
             token(claims(aud="c")), a
         )
+
+    def test_expiry_wins_over_audience_only_with_several_audiences(self) -> None:
+        """One audience: go-oidc checks it before expiry; several: Kubernetes checks after."""
+        expired_elsewhere = token(claims(aud="c", exp=int(NOW) - 10))
+        assert "expected audience" in rejected(expired_elsewhere)
+        assert "token is expired" in rejected(expired_elsewhere, authn(audiences=("b", "a")))
+        early_elsewhere = token(claims(aud="c", nbf=int(NOW) + 3600))
+        assert "before the nbf" in rejected(early_elsewhere, authn(audiences=("b", "a")))
 
     @pytest.mark.parametrize("aud", [5, {"a": 1}, [AUDIENCE, 5], True])
     def test_non_string_audience_is_a_claims_error(self, aud: Any) -> None:
@@ -469,3 +480,93 @@ def test_fuzzed_tokens_are_no_opinion_or_rejected(tok: str) -> None:
     """Arbitrary input is None or an AuthenticationError, never another exception."""
     with contextlib.suppress(AuthenticationError):
         assert run(tok) is None
+
+
+class TestUnverifiedRead:
+    """Kubernetes' untrustedIssuer, which routes tokens (and distributed-claim JWTs)."""
+
+    @pytest.mark.parametrize(
+        ("tok", "error"),
+        [
+            (' {"iss": 1}', "token is not compact JWT"),
+            ("a.b", "malformed token"),
+            ("a.b=.c", "error decoding token: illegal base64 data"),
+            (
+                "e30." + b64(b"[1]") + ".e30",
+                "while unmarshaling token: JSON value is not an object",
+            ),
+            (
+                "e30." + b64(b'{"iss": 5}') + ".e30",
+                "while unmarshaling token: json: cannot unmarshal number into Go struct field "
+                ".iss of type string",
+            ),
+            ("e30." + "A" * 70_000 + ".e30", "token larger than 65536 bytes"),
+        ],
+    )
+    def test_unreadable_tokens_say_why_and_have_no_issuer(self, tok: str, error: str) -> None:
+        """Each way of not being a JWT has Kubernetes' reason, and never routes to an issuer."""
+        pre = read_unverified(tok)
+        assert (pre.iss, pre.error) == ("", error)
+
+    def test_google_short_issuer_is_widened_and_null_is_empty(self) -> None:
+        """``accounts.google.com`` routes as the https issuer; a null iss reads as ""."""
+        assert read_unverified(token(claims(iss="accounts.google.com"))).iss == (
+            "https://accounts.google.com"
+        )
+        assert read_unverified(token(claims(iss=None))).iss == ""
+
+    def test_repr_never_contains_the_token(self) -> None:
+        """The unverified view of a token shows the issuer only."""
+        tok = token()
+        assert tok.split(".")[2] not in repr(read_unverified(tok))
+
+
+def test_unknown_kids_do_not_grow_the_verification_plans() -> None:
+    """Plans are cached per known kid and algorithm only, so junk kids cannot fill memory."""
+    a = authn()
+    for i in range(50):
+        with contextlib.suppress(InvalidJWT):
+            run(token(kid=f"junk-{i}"), a)
+    run(token(), a)
+    plans = a.keys.jwks._plans
+    assert plans
+    assert all(kid in (None, "k1", "e1", "e384", "e521") for kid, _ in plans)
+
+
+_EXACT_VS_FAST = [
+    {},
+    {"nbf": int(NOW) + 60},
+    {"nbf": int(NOW) + 61},
+    {"nbf": float(NOW)},
+    {"exp": int(NOW)},
+    {"exp": int(NOW) - 1},
+    {"exp": float(NOW) + 10},
+    {"exp": True},
+    {"exp": 1 << 63},
+    {"aud": ["x", AUDIENCE]},
+    {"aud": "other"},
+    {"iss": "https://other.example"},
+    {"sub": None},
+    {"sub": 5},
+    {"iat": "5"},
+    {"iat": 1 << 63},
+    {"nonce": 5},
+    {"nonce": "n"},
+    {"at_hash": None},
+    {"_claim_names": {}},
+]
+
+
+@pytest.mark.parametrize("over", _EXACT_VS_FAST)
+def test_fast_claims_path_agrees_with_the_exact_decoding(over: dict[str, Any]) -> None:
+    """The common-token shortcut returns what go-oidc's exact decoding returns, or defers."""
+    pre = read_unverified(token(claims(**over)))
+    verifier = AUTHN._verifier
+
+    def outcome(check: Any) -> Any:
+        try:
+            return check(pre, NOW)
+        except InvalidJWT as exc:
+            return str(exc)
+
+    assert outcome(verifier.claims) == outcome(verifier._claims_exactly)

@@ -127,12 +127,18 @@ class TestUIDAndExtra:
         assert rejected(a) == 'oidc: parse uid claim "oid": claim not present'
         assert rejected(a, oid=1).startswith('oidc: parse uid claim "oid": json: cannot unmarshal')
 
+    def test_claim_names_are_quoted_like_go(self) -> None:
+        """Claim names in errors use Go's %q quoting."""
+        a = authn(username=P(claim='we"ird', prefix=""))
+        assert rejected(a) == 'oidc: parse username claims "we\\"ird": claim not present'
+
     def test_jti_becomes_the_credential_id(self) -> None:
         """A non-empty string jti is the credential-id extra; other jti values are ignored."""
         a = authn()
         assert dict(mapped(a, jti="abc").extra) == {CREDENTIAL_ID_KEY: ("JTI=abc",)}
         assert dict(mapped(a, jti="").extra) == {}
         assert dict(mapped(a, jti=7).extra) == {}
+        assert dict(mapped(a, jti=None).extra) == {}
 
 
 def cel_authn(**mappings: Any) -> JWTAuthenticator:
@@ -210,6 +216,16 @@ class TestCELMappings:
             == "oidc: error evaluating uid claim expression: uid claim expression must return a "
             "string"
         )
+
+    def test_every_extra_expression_is_evaluated_before_any_is_converted(self) -> None:
+        """An evaluation error in a later mapping wins over a type error in an earlier one."""
+        a = cel_authn(
+            extra=(
+                ExtraMapping("example.org/a", "{'a': 1}"),
+                ExtraMapping("example.org/b", "claims.missing"),
+            )
+        )
+        assert rejected(a).startswith("expression 'claims.missing' resulted in error: ")
 
     def test_extra_errors_have_no_oidc_prefix_for_evaluation(self) -> None:
         """An extra evaluation error is bare; a type error names the expression."""
@@ -362,8 +378,19 @@ class TestDistributedClaims:
         assert prefix + "error while getting distributed claim JWT: 404 Not Found" == str(
             info.value
         )
-        with pytest.raises(InvalidJWT, match="verifier not initialized for issuer"):
+        with pytest.raises(InvalidJWT) as info:
             drive(self.A.token_flow(tok, CTX), [Fetched(200, {}, b"garbage")])
+        assert str(info.value) == (
+            "oidc: could not expand distributed claims: getting untrusted issuer from endpoint "
+            'https://claims.example/groups failed for claim "groups": malformed token'
+        )
+        plain_http = token(claims(iss="http://claims.example")).encode()
+        with pytest.raises(InvalidJWT) as info:
+            drive(self.A.token_flow(tok, CTX), [Fetched(200, {}, plain_http)])
+        assert str(info.value).endswith(
+            "verifying untrusted issuer http://claims.example failed: "
+            'verifier not initialized for issuer: "http://claims.example"'
+        )
 
     def test_claim_sources_problems(self) -> None:
         """Missing or malformed sources, and aggregated (endpoint-less) claims."""
@@ -377,6 +404,57 @@ class TestDistributedClaims:
         # go-oidc already requires every name to reference an existing source.
         with pytest.raises(InvalidJWT, match="source does not exist"):
             run_pure(self.A.token_flow(token(claims(_claim_names=names)), CTX))
+
+    @pytest.mark.parametrize(
+        ("payload", "text"),
+        [
+            ({"_claim_names": {}}, "oidc: no claim sources"),
+            ({"_claim_names": None}, "oidc: no claim sources"),
+            (
+                {"_claim_names": {}, "_claim_sources": {"s": {"JWT": 5}}},
+                "oidc: could not parse claim sources: json: cannot unmarshal number "
+                "into Go struct field endpoint.JWT of type string",
+            ),
+        ],
+    )
+    def test_claim_map_errors_use_kubernetes_decoding(
+        self, payload: dict[str, Any], text: str
+    ) -> None:
+        """_claim_names/_claim_sources are read by exact key, as Kubernetes' expand reads them."""
+        # go-oidc's own check (every name needs a source) passes: only expand() rejects these.
+        full = token({**claims(), **payload})
+        with pytest.raises(InvalidJWT) as info:
+            run_pure(self.A.token_flow(full, CTX))
+        assert str(info.value) == "oidc: could not expand distributed claims: " + text
+
+    def test_go_oidc_type_errors_come_first(self) -> None:
+        """Malformed maps fail go-oidc's struct decoding before expand() sees them."""
+        bad = token({**claims(), "_claim_names": {"groups": 1}, "_claim_sources": {}})
+        with pytest.raises(InvalidJWT, match=r"Go struct field idToken\._claim_names of type"):
+            run_pure(self.A.token_flow(bad, CTX))
+
+    def test_differently_cased_claim_names_are_not_resolved(self) -> None:
+        """Only the exact ``_claim_names`` key triggers a fetch (go-oidc folds, expand does not)."""
+        payload = {**claims(), "_Claim_Names": {"groups": "src1"}, "_Claim_Sources": self.SRC}
+        resp, effects = drive(self.A.token_flow(token(payload), CTX), [])
+        assert (resp.user.groups, effects) == ((), [])
+
+    def test_source_fields_match_case_insensitively_and_token_stays_secret(self) -> None:
+        """``Endpoint``/``ACCESS_TOKEN`` fill the Go struct; the bearer token is never shown."""
+        sources = {"src1": {"Endpoint": "https://claims.example/g", "ACCESS_TOKEN": "s3cret"}}
+        tok = token(claims(_claim_names={"groups": "src1"}, _claim_sources=sources))
+        with pytest.raises(InvalidJWT) as info:
+            drive(self.A.token_flow(tok, CTX), [Fetched(500, {}, b"s3cret")])
+        assert str(info.value).endswith(
+            "error while getting distributed claim JWT: 500 Internal Server Error"
+        )
+        flow = self.A.token_flow(tok, CTX)
+        fetch = next(flow)
+        assert fetch.url == "https://claims.example/g"
+        assert fetch.headers == {"authorization": "Bearer s3cret"}
+        assert fetch.max_bytes <= 128 * 1024
+        assert "s3cret" not in repr(fetch) + repr(self.A) + str(info.value)
+        flow.close()
 
     def test_audience_of_the_claim_jwt_is_checked(self) -> None:
         """The distributed JWT is verified with the same audiences."""

@@ -429,3 +429,15 @@ def test_build_from_options(tmp_path: Path) -> None:
     assert json.loads(fetch.body)["apiVersion"] == "authentication.k8s.io/v1"
     with pytest.raises(ConfigError, match="unsupported"):
         build(attrs.evolve(options, authentication_token_webhook_version="v3"))
+
+
+def test_invalid_utf8_token_is_sent_as_replacement_characters() -> None:
+    """Invalid UTF-8 in a token is sent as U+FFFD, like Go's json.Marshal, not an error."""
+    import json as _json
+
+    from k8sauthn.token.webhook import encode_review
+
+    body = encode_review("ab\udc80c", ("aud\udcff",), "v1")
+    doc = _json.loads(body)
+    assert doc["spec"]["token"] == "ab\ufffdc"
+    assert doc["spec"]["audiences"] == ["aud\ufffd"]

@@ -14,7 +14,7 @@ from typing import Final
 
 import attrs
 
-from ..exceptions import ConfigError, FieldError
+from ..exceptions import FieldError
 from ..token.cel import (
     CELCompileError,
     CELUnavailableError,
@@ -22,12 +22,19 @@ from ..token.cel import (
     compile_claims_expression,
     compile_user_expression,
 )
-from ._gourl import go_quote, parse_url, redacted
+from ._gourl import redacted
+from ._validation_issuer import (
+    child,
+    field_duplicate,
+    field_invalid,
+    field_required,
+    index,
+    issuer_errors,
+)
 from .authentication import (
     AuthenticationConfiguration,
     ClaimMappings,
     ClaimValidationRule,
-    Issuer,
     JWTAuthenticatorConfig,
     PrefixedClaimOrExpression,
     UserValidationRule,
@@ -48,137 +55,6 @@ _EMAIL_RULE: Final = (
 )
 
 
-# --- field.Error constructors (k8s.io/apimachinery/pkg/util/validation/field) -------------------
-
-
-def _child(path: str, *names: str) -> str:
-    for name in names:
-        path = f"{path}.{name}" if path else name
-    return path
-
-
-def _index(path: str, i: int) -> str:
-    return f"{path}[{i}]"
-
-
-def _required(path: str, detail: str = "") -> FieldError:
-    return FieldError(path, f"Required value: {detail}" if detail else "Required value")
-
-
-def _invalid(path: str, value: str, detail: str) -> FieldError:
-    return FieldError(path, f"Invalid value: {go_quote(value)}: {detail}")
-
-
-def _duplicate(path: str, value: str) -> FieldError:
-    return FieldError(path, f"Duplicate value: {go_quote(value)}")
-
-
-# --- issuer ---------------------------------------------------------------------------------------
-
-
-def _url_errors(raw: str, path: str, disallowed: Iterable[str] | None) -> list[FieldError]:
-    errs: list[FieldError] = []
-    url = redacted(raw)
-    if disallowed is not None and raw in disallowed:
-        listed = "[" + " ".join(sorted(set(disallowed))) + "]"
-        errs.append(_invalid(path, url, f"URL must not overlap with disallowed issuers: {listed}"))
-    try:
-        parsed = parse_url(raw)
-    except ValueError as exc:
-        errs.append(_invalid(path, url, str(exc)))
-        return errs
-    if parsed.scheme != "https":
-        errs.append(_invalid(path, url, "URL scheme must be https"))
-    if parsed.has_user:
-        errs.append(_invalid(path, url, "URL must not contain a username or password"))
-    if parsed.raw_query:
-        errs.append(_invalid(path, url, "URL must not contain a query"))
-    if parsed.fragment:
-        errs.append(_invalid(path, url, "URL must not contain a fragment"))
-    return errs
-
-
-def _issuer_errors(issuer: Issuer, path: str, disallowed: tuple[str, ...]) -> list[FieldError]:
-    errs: list[FieldError] = []
-    url_path = _child(path, "url")
-    if not issuer.url:
-        errs.append(_required(url_path))
-    else:
-        errs += _url_errors(issuer.url, url_path, disallowed)
-
-    if issuer.discovery_url:
-        d_path = _child(path, "discoveryURL")
-        if issuer.url and issuer.url.rstrip("/") == issuer.discovery_url.rstrip("/"):
-            errs.append(
-                _invalid(
-                    d_path,
-                    redacted(issuer.discovery_url),
-                    "discoveryURL must be different from URL",
-                )
-            )
-        errs += _url_errors(issuer.discovery_url, d_path, None)
-
-    errs += _audience_errors(issuer, path)
-
-    if issuer.certificate_authority:
-        errs += _ca_errors(issuer.certificate_authority, _child(path, "certificateAuthority"))
-
-    if issuer.egress_selector_type and issuer.egress_selector_type not in (
-        "controlplane",
-        "cluster",
-    ):
-        errs.append(
-            _invalid(
-                _child(path, "egressSelectorType"),
-                issuer.egress_selector_type,
-                "egress selector must be either controlplane or cluster",
-            )
-        )
-    return errs
-
-
-def _audience_errors(issuer: Issuer, path: str) -> list[FieldError]:
-    a_path = _child(path, "audiences")
-    policy_path = _child(path, "audienceMatchPolicy")
-    audiences, policy = issuer.audiences, issuer.audience_match_policy
-    if not audiences:
-        # Kubernetes formats the full path into the detail: "at least one jwt[0].issuer.audiences".
-        return [_required(a_path, f"at least one {a_path} is required")]
-    errs: list[FieldError] = []
-    seen: set[str] = set()
-    for i, audience in enumerate(audiences):
-        if not audience:
-            errs.append(_required(_index(a_path, i)))
-        if audience in seen:
-            errs.append(_duplicate(_index(a_path, i), audience))
-        seen.add(audience)
-    if len(audiences) > 1 and policy != "MatchAny":
-        errs.append(
-            _invalid(
-                policy_path, policy, "audienceMatchPolicy must be MatchAny for multiple audiences"
-            )
-        )
-    if len(audiences) == 1 and policy not in ("", "MatchAny"):
-        errs.append(
-            _invalid(
-                policy_path,
-                policy,
-                "audienceMatchPolicy must be empty or MatchAny for single audience",
-            )
-        )
-    return errs
-
-
-def _ca_errors(pem: str, path: str) -> list[FieldError]:
-    from ..request._pem import parse_certificates
-
-    try:
-        parse_certificates(pem.encode("utf-8", "surrogateescape"))
-    except ConfigError as exc:
-        return [_invalid(path, "<omitted>", str(exc))]
-    return []
-
-
 # --- CEL ------------------------------------------------------------------------------------------
 
 
@@ -196,11 +72,11 @@ def _compile(
     try:
         compiled = compile_user_expression(expr) if user else compile_claims_expression(expr)
     except CELUnavailableError as exc:
-        return None, _invalid(path, expr, str(exc))
+        return None, field_invalid(path, expr, str(exc))
     except CELCompileError as exc:
-        return None, _invalid(path, expr, f"compilation failed: {exc}")
+        return None, field_invalid(path, expr, f"compilation failed: {exc}")
     if want_bool and compiled.not_bool:
-        return None, _invalid(path, expr, "must evaluate to bool")
+        return None, field_invalid(path, expr, "must evaluate to bool")
     return compiled, None
 
 
@@ -211,35 +87,35 @@ def _claim_rule_errors(
     seen_claims: set[str] = set()
     seen_exprs: set[str] = set()
     for i, rule in enumerate(rules):
-        r_path = _index(path, i)
+        r_path = index(path, i)
         if rule.claim and rule.expression:
-            errs.append(_invalid(r_path, rule.claim, "claim and expression can't both be set"))
+            errs.append(field_invalid(r_path, rule.claim, "claim and expression can't both be set"))
         elif not rule.claim and not rule.expression:
-            errs.append(_required(r_path, "claim or expression is required"))
+            errs.append(field_required(r_path, "claim or expression is required"))
         elif rule.claim:
             if rule.message:
                 errs.append(
-                    _invalid(
-                        _child(r_path, "message"),
+                    field_invalid(
+                        child(r_path, "message"),
                         rule.message,
                         "may not be specified when claim is set",
                     )
                 )
             if rule.claim in seen_claims:
-                errs.append(_duplicate(_child(r_path, "claim"), rule.claim))
+                errs.append(field_duplicate(child(r_path, "claim"), rule.claim))
             seen_claims.add(rule.claim)
         else:
             if rule.required_value:
                 errs.append(
-                    _invalid(
-                        _child(r_path, "requiredValue"),
+                    field_invalid(
+                        child(r_path, "requiredValue"),
                         rule.required_value,
                         "may not be specified when expression is set",
                     )
                 )
-            e_path = _child(r_path, "expression")
+            e_path = child(r_path, "expression")
             if rule.expression in seen_exprs:
-                errs.append(_duplicate(e_path, rule.expression))
+                errs.append(field_duplicate(e_path, rule.expression))
                 continue
             seen_exprs.add(rule.expression)
             compiled, err = _compile(rule.expression, e_path, want_bool=True)
@@ -256,26 +132,26 @@ def _prefixed_errors(
     errs: list[FieldError] = []
     compiled: CompiledExpression | None = None
     if mapping.expression and mapping.claim:
-        errs.append(_invalid(path, "", "claim and expression can't both be set"))
+        errs.append(field_invalid(path, "", "claim and expression can't both be set"))
     elif not mapping.expression and not mapping.claim:
         if required:
-            errs.append(_required(path, "claim or expression is required"))
+            errs.append(field_required(path, "claim or expression is required"))
     elif mapping.expression:
         if mapping.prefix is not None:
             errs.append(
-                _invalid(
-                    _child(path, "prefix"),
+                field_invalid(
+                    child(path, "prefix"),
                     mapping.prefix,
                     "may not be specified when expression is set",
                 )
             )
-        compiled, err = _compile(mapping.expression, _child(path, "expression"))
+        compiled, err = _compile(mapping.expression, child(path, "expression"))
         if err is not None:
             errs.append(err)
     elif mapping.prefix is None:
         errs.append(
-            _required(
-                _child(path, "prefix"),
+            field_required(
+                child(path, "prefix"),
                 "prefix is required when claim is set. It can be set to an empty string to "
                 "disable prefixing",
             )
@@ -300,17 +176,17 @@ _HTTP_PATH_MSG: Final = (
 def _domain_prefixed_path_errors(key: str, path: str) -> list[FieldError]:
     # apimachinery IsDomainPrefixedPath.
     if not key:
-        return [_required(path)]
+        return [field_required(path)]
     host, slash, rest = key.partition("/")
     if not slash or not host or not rest:
-        return [_invalid(path, key, 'must be a domain-prefixed path (such as "acme.io/foo")')]
+        return [field_invalid(path, key, 'must be a domain-prefixed path (such as "acme.io/foo")')]
     errs: list[FieldError] = []
     if len(host) > 253:
-        errs.append(_invalid(path, host, "must be no more than 253 characters"))
+        errs.append(field_invalid(path, host, "must be no more than 253 characters"))
     if not _DNS1123_SUBDOMAIN.fullmatch(host):
-        errs.append(_invalid(path, host, _DNS1123_MSG))
+        errs.append(field_invalid(path, host, _DNS1123_MSG))
     if not _HTTP_PATH.fullmatch(rest):
-        errs.append(_invalid(path, rest, _HTTP_PATH_MSG))
+        errs.append(field_invalid(path, rest, _HTTP_PATH_MSG))
     return errs
 
 
@@ -322,7 +198,7 @@ def _is_kubernetes_domain(key: str) -> bool:
 
 
 def _mapping_errors(m: ClaimMappings, path: str, state: _State) -> list[FieldError]:
-    u_path = _child(path, "username")
+    u_path = child(path, "username")
     compiled, errs = _prefixed_errors(m.username, u_path, required=True)
     # Kubernetes looks at the username expression only when its mapping had no error at all
     # (validateClaimMappings: `if err != nil {...} else if compilationResult != nil`): a prefix
@@ -331,37 +207,37 @@ def _mapping_errors(m: ClaimMappings, path: str, state: _State) -> list[FieldErr
         state.uses_email = compiled.references("email")
         state.uses_email_verified |= compiled.references("email_verified")
 
-    errs += _prefixed_errors(m.groups, _child(path, "groups"), required=False)[1]
+    errs += _prefixed_errors(m.groups, child(path, "groups"), required=False)[1]
 
     if m.uid.claim and m.uid.expression:
-        errs.append(_invalid(_child(path, "uid"), "", "claim and expression can't both be set"))
+        errs.append(field_invalid(child(path, "uid"), "", "claim and expression can't both be set"))
     elif m.uid.expression:
-        err = _compile(m.uid.expression, _child(path, "uid", "expression"))[1]
+        err = _compile(m.uid.expression, child(path, "uid", "expression"))[1]
         if err is not None:
             errs.append(err)
 
     seen: set[str] = set()
     for i, extra in enumerate(m.extra):
-        e_path = _index(_child(path, "extra"), i)
-        k_path = _child(e_path, "key")
+        e_path = index(child(path, "extra"), i)
+        k_path = child(e_path, "key")
         errs += _domain_prefixed_path_errors(extra.key, k_path)
         if extra.key != extra.key.lower():
-            errs.append(_invalid(k_path, extra.key, "must be lowercase"))
+            errs.append(field_invalid(k_path, extra.key, "must be lowercase"))
         if _is_kubernetes_domain(extra.key):
             errs.append(
-                _invalid(
+                field_invalid(
                     k_path,
                     extra.key,
                     "k8s.io, kubernetes.io and their subdomains are reserved for Kubernetes use",
                 )
             )
         if extra.key in seen:
-            errs.append(_duplicate(k_path, extra.key))
+            errs.append(field_duplicate(k_path, extra.key))
             continue
         seen.add(extra.key)
-        v_path = _child(e_path, "valueExpression")
+        v_path = child(e_path, "valueExpression")
         if not extra.value_expression:
-            errs.append(_required(v_path))
+            errs.append(field_required(v_path))
             continue
         compiled_extra, err = _compile(extra.value_expression, v_path)
         if err is not None:
@@ -370,7 +246,7 @@ def _mapping_errors(m: ClaimMappings, path: str, state: _State) -> list[FieldErr
             state.uses_email_verified = True
 
     if state.uses_email and not state.uses_email_verified:
-        errs.append(_invalid(_child(u_path, "expression"), m.username.expression, _EMAIL_RULE))
+        errs.append(field_invalid(child(u_path, "expression"), m.username.expression, _EMAIL_RULE))
     return errs
 
 
@@ -378,12 +254,12 @@ def _user_rule_errors(rules: tuple[UserValidationRule, ...], path: str) -> list[
     errs: list[FieldError] = []
     seen: set[str] = set()
     for i, rule in enumerate(rules):
-        e_path = _child(_index(path, i), "expression")
+        e_path = child(index(path, i), "expression")
         if not rule.expression:
-            errs.append(_required(e_path))
+            errs.append(field_required(e_path))
             continue
         if rule.expression in seen:
-            errs.append(_duplicate(e_path, rule.expression))
+            errs.append(field_duplicate(e_path, rule.expression))
             continue
         seen.add(rule.expression)
         err = _compile(rule.expression, e_path, user=True, want_bool=True)[1]
@@ -405,12 +281,12 @@ def validate_jwt_authenticator(
     """
     disallowed = tuple(disallowed_issuers)
     state = _State()
-    errs = _issuer_errors(cfg.issuer, _child(path, "issuer"), disallowed)
+    errs = issuer_errors(cfg.issuer, child(path, "issuer"), disallowed)
     errs += _claim_rule_errors(
-        cfg.claim_validation_rules, _child(path, "claimValidationRules"), state
+        cfg.claim_validation_rules, child(path, "claimValidationRules"), state
     )
-    errs += _mapping_errors(cfg.claim_mappings, _child(path, "claimMappings"), state)
-    errs += _user_rule_errors(cfg.user_validation_rules, _child(path, "userValidationRules"))
+    errs += _mapping_errors(cfg.claim_mappings, child(path, "claimMappings"), state)
+    errs += _user_rule_errors(cfg.user_validation_rules, child(path, "userValidationRules"))
     return errs
 
 
@@ -429,16 +305,16 @@ def validate_authentication_config(
     seen_issuers: set[str] = set()
     seen_discovery: set[str] = set()
     for i, jwt in enumerate(cfg.jwt):
-        path = _index("jwt", i)
+        path = index("jwt", i)
         errs += validate_jwt_authenticator(jwt, path=path, disallowed_issuers=disallowed)
         if jwt.issuer.url in seen_issuers:
-            errs.append(_duplicate(_child(path, "issuer", "url"), redacted(jwt.issuer.url)))
+            errs.append(field_duplicate(child(path, "issuer", "url"), redacted(jwt.issuer.url)))
         seen_issuers.add(jwt.issuer.url)
         if jwt.issuer.discovery_url:
             if jwt.issuer.discovery_url in seen_discovery:
                 errs.append(
-                    _duplicate(
-                        _child(path, "issuer", "discoveryURL"), redacted(jwt.issuer.discovery_url)
+                    field_duplicate(
+                        child(path, "issuer", "discoveryURL"), redacted(jwt.issuer.discovery_url)
                     )
                 )
             seen_discovery.add(jwt.issuer.discovery_url)

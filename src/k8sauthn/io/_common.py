@@ -22,6 +22,10 @@ def ssl_context(tls: TLSConfig | None) -> ssl.SSLContext | bool:
     if tls is None or (not tls.ca_pem and not tls.client_cert_pem and not tls.insecure_skip_verify):
         return True
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    # Python 3.13 turns on VERIFY_X509_STRICT, which rejects e.g. certificates without an
+    # Authority Key Identifier. Go's verifier (kube-apiserver calling a webhook or an identity
+    # provider with a configured CA) accepts them, so we do too.
+    ctx.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
     if tls.insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

@@ -36,6 +36,14 @@ def peer_chain_der(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> tuple[bytes, ..
     get_chain = getattr(ssl_object, "get_unverified_chain", None)
     if get_chain is not None:  # pragma: no cover - Python 3.13+
         # 3.13's SSLObject/SSLSocket return DER bytes, leaf first, as the peer sent them.
-        return tuple(c for c in get_chain() or () if isinstance(c, bytes))
+        try:
+            chain = get_chain() or ()
+        except AttributeError:
+            # CPython 3.13.0 raises here when the peer sent no certificate (a None slot in the
+            # chain); the leaf check below then finds none either.
+            chain = ()
+        der = tuple(c for c in chain if isinstance(c, bytes))
+        if der:
+            return der
     leaf = ssl_object.getpeercert(binary_form=True)
     return (leaf,) if leaf else ()

@@ -12,13 +12,13 @@ once per distinct header, and keys carry prepared checks.
 
 from __future__ import annotations
 
+import binascii
 import json
 from typing import Any, Final
 
 from .._flow import Flow
 from ._goclaims import (
     InvalidJWT,
-    StandardClaims,
     go_list,
     go_quote,
     go_time,
@@ -26,8 +26,16 @@ from ._goclaims import (
     needs_folding,
 )
 from ._goclaims import standard_claims as _standard_claims
-from .jwks import KeySet
-from .jws import MAX_TOKEN_BYTES, CompactJWS, MalformedJWS, b64decode_strict, loads_object
+from .jwks import JWKS, KeySet
+from .jws import (
+    _PAD,
+    _URL_TO_STD,
+    MAX_TOKEN_BYTES,
+    CompactJWS,
+    MalformedJWS,
+    b64decode_strict,
+    loads_object,
+)
 from .jws import parse_header as _parse_header
 
 __all__ = ["GOOGLE_ISSUER", "IDTokenVerifier", "Unverified", "read_unverified"]
@@ -35,6 +43,9 @@ __all__ = ["GOOGLE_ISSUER", "IDTokenVerifier", "Unverified", "read_unverified"]
 GOOGLE_ISSUER: Final = "https://accounts.google.com"
 _GOOGLE_SHORT: Final = "accounts.google.com"
 _NBF_LEEWAY: Final = 60.0
+#: ``(alg, kid, signing_input, signature)`` of a token whose signature is still to be checked.
+Signed = tuple[str, str | None, bytes, bytes]
+_INT64: Final = 1 << 63
 
 
 def _raise_malformed(constant: str) -> Any:
@@ -94,10 +105,17 @@ def read_unverified(token: str) -> Unverified:
     parts = token.split(".")
     if len(parts) != 3:
         return _MALFORMED
+    segment = parts[1]
     try:
-        payload = b64decode_strict(parts[1])
-    except MalformedJWS as exc:
-        return _unreadable(f"error decoding token: {exc}")
+        # b64decode_strict(segment), inline on this per-token path.
+        raw = segment.encode("ascii")
+        if len(raw) % 4 == 1:
+            raise binascii.Error
+        payload = binascii.a2b_base64(
+            raw.translate(_URL_TO_STD) + _PAD[len(raw) % 4], strict_mode=True
+        )
+    except (UnicodeError, binascii.Error):
+        return _unreadable("error decoding token: illegal base64 data")
     strict_error = ""
     try:
         claims: Any = loads_object(payload)
@@ -110,7 +128,8 @@ def read_unverified(token: str) -> Unverified:
     if not isinstance(claims, dict):
         return _unreadable("while unmarshaling token: JSON value is not an object")
     iss: Any = claims.get("iss", "")
-    fold = needs_folding(claims)
+    joined = "".join(claims)  # the common all-lower-case-ASCII case of needs_folding, inline
+    fold = not (joined.isascii() and joined.islower()) and needs_folding(claims)
     if fold:
         # Go's struct decoding: a key matching "iss" case-insensitively counts; the last wins.
         for key, value in claims.items():
@@ -125,13 +144,15 @@ def read_unverified(token: str) -> Unverified:
         )
     if iss == _GOOGLE_SHORT:
         iss = GOOGLE_ISSUER
-    return Unverified(token, parts, iss, payload, None if strict_error else claims, strict_error, fold)
+    return Unverified(
+        token, parts, iss, payload, None if strict_error else claims, strict_error, fold
+    )
 
 
 class IDTokenVerifier:
     """Verifies tokens of one issuer for a set of audiences and algorithms (built once)."""
 
-    __slots__ = ("algorithms", "audiences", "issuer_url", "_algs", "_single")
+    __slots__ = ("_algs", "_audience_set", "_single", "algorithms", "audiences", "issuer_url")
 
     def __init__(
         self, issuer_url: str, audiences: tuple[str, ...], algorithms: tuple[str, ...]
@@ -141,12 +162,16 @@ class IDTokenVerifier:
         # One audience: go-oidc's client-ID check, before expiry. Several: go-oidc skips it
         # and Kubernetes' verifyAudience runs after go-oidc's Verify, so after expiry.
         self._single = audiences[0] if len(audiences) == 1 else None
+        self._audience_set = frozenset(audiences)
 
-    def signed(self, pre: Unverified) -> tuple[str, str | None, bytes, bytes]:
-        """Steps 1-3 of spec §13.6: ``(alg, kid, signing_input, signature)``."""
+    def check_signature(self, pre: Unverified, jwks: JWKS) -> Signed | None:
+        """Steps 1-4 of spec §13.6 with the keys held: None when one verifies the signature.
+
+        Otherwise the parsed pieces, for :func:`refresh_and_verify` (one call on the hot path).
+        """
         head, body, sig = pre.parts
         try:
-            _, alg, kid = _parse_header(head)
+            header, alg, kid = _parse_header(head)
             signature = b64decode_strict(sig)
         except MalformedJWS as exc:
             raise InvalidJWT(f"oidc: malformed jwt: {exc}") from None
@@ -155,17 +180,51 @@ class IDTokenVerifier:
                 "oidc: id token signed with unsupported algorithm, "
                 f"expected {go_list(self.algorithms)} got {go_quote(alg)}"
             )
-        return alg, kid, pre.token[: len(head) + len(body) + 1].encode("ascii"), signature
+        if "crit" in header:
+            # go-jose never verifies a token with a crit header (ErrCryptoFailure for every key),
+            # so go-oidc reports a signature failure; we skip the pointless key refresh.
+            raise InvalidJWT("failed to verify signature: failed to verify id token signature")
+        signing_input = pre.token[: len(head) + len(body) + 1].encode("ascii")
+        if jwks.check(alg, kid, signing_input, signature):
+            return None
+        return alg, kid, signing_input, signature
 
-    def verify_flow(self, pre: Unverified, keys: KeySet, now: float) -> Flow[StandardClaims]:
+    def verify_flow(self, pre: Unverified, keys: KeySet, now: float) -> Flow[int]:
         """The whole of spec §13.6, refreshing keys if needed; texts without a prefix."""
-        alg, kid, signing_input, signature = self.signed(pre)
-        if not keys.jwks.check(alg, kid, signing_input, signature):
-            yield from refresh_and_verify(keys, pre, alg, kid, signing_input, signature, now)
+        unverified = self.check_signature(pre, keys.jwks)
+        if unverified is not None:
+            yield from refresh_and_verify(keys, pre, unverified, now)
         return self.claims(pre, now)
 
-    def claims(self, pre: Unverified, now: float) -> StandardClaims:
-        """Steps 5-11 of spec §13.6, after the signature verified."""
+    def claims(self, pre: Unverified, now: float) -> int:
+        """Steps 5-11 of spec §13.6, after the signature verified; returns ``exp``."""
+        claims = pre.claims
+        if claims is not None and not pre.fold:
+            # The common token, recognised without building the decoded struct: exact keys,
+            # well-typed, and every check passes. Anything else takes the exact path below,
+            # which decides (and words the error) as go-oidc does.
+            get = claims.get
+            exp, aud, nbf, iat = get("exp"), get("aud"), get("nbf", now), get("iat", 0)
+            if (
+                type(exp) is int
+                and now <= exp < _INT64
+                and type(aud) is str
+                and aud in self._audience_set
+                and get("iss") == self.issuer_url
+                and type(get("sub", "")) is str
+                and (type(nbf) is int or nbf is now)
+                and nbf <= now + _NBF_LEEWAY
+                and type(iat) is int
+                and -_INT64 <= iat < _INT64
+                and "_claim_names" not in claims
+                and "_claim_sources" not in claims
+                and "nonce" not in claims
+                and "at_hash" not in claims
+            ):
+                return exp
+        return self._claims_exactly(pre, now)
+
+    def _claims_exactly(self, pre: Unverified, now: float) -> int:
         if pre.claims is None:
             raise InvalidJWT(f"oidc: failed to unmarshal claims: {pre.strict_error}")
         std = _standard_claims(pre.claims, fold=pre.fold)
@@ -197,19 +256,12 @@ class IDTokenVerifier:
         if single is None and not any(a in std.aud for a in self.audiences):
             want = go_list(sorted(self.audiences))
             raise InvalidJWT(f"oidc: expected audience in {want} got {go_list(std.aud)}")
-        return std
+        return exp
 
 
-def refresh_and_verify(
-    keys: KeySet,
-    pre: Unverified,
-    alg: str,
-    kid: str | None,
-    signing_input: bytes,
-    signature: bytes,
-    now: float,
-) -> Flow[None]:
+def refresh_and_verify(keys: KeySet, pre: Unverified, signed: Signed, now: float) -> Flow[None]:
     """No held key verified: let the key set refresh (rate-limited) and try again."""
+    alg, kid, signing_input, signature = signed
     header, _, _ = _parse_header(pre.parts[0])
     jws = CompactJWS(header, alg, kid, pre.payload, signing_input, signature)
     try:

@@ -110,10 +110,11 @@ class ClaimMapper:
         else:
             groups = self._groups(claims, cel_vars) if self.groups_expr else ()
         uid = self._uid(claims, cel_vars) if self.uid_claim or self.uid_expr else ""
+        extra: dict[str, tuple[str, ...]] | None
         if self.extra:
             extra = self._extra(claims, cel_vars)
         else:
-            jti = claims.get("jti")
+            jti = claims.get("jti")  # credential_id(), inline
             extra = {CREDENTIAL_ID_KEY: ("JTI=" + jti,)} if type(jti) is str and jti else None
         return UserInfo(name, uid, groups, extra)
 

@@ -118,16 +118,14 @@ class JWKS:
         plan = self._plans.get((kid, alg))
         if plan is None:
             plan = self._plan(kid, alg)
-        for check in plan:
+        for check in plan:  # noqa: SIM110 - a plain loop: any(<genexpr>) costs a frame per token
             if check(signing_input, signature):
                 return True
         return False
 
     def _plan(self, kid: str | None, alg: str) -> tuple[Check, ...]:
         plan = tuple(
-            check
-            for key in self.candidates(kid)
-            if (check := key.check_for(alg)) is not None
+            check for key in self.candidates(kid) if (check := key.check_for(alg)) is not None
         )
         if kid is None or kid in self._by_kid:
             self._plans[(kid, alg)] = plan  # a benign race: every thread computes the same
@@ -179,6 +177,9 @@ class KeySet:
         #: attribute, not a property: it is read once per token.
         self.jwks: JWKS = jwks or JWKS()
         self._jwks_uri: str | None = "" if self._static else None
+        #: True once discovery succeeded (always for a static set). A plain attribute: it is
+        #: read once per token.
+        self.ready = self._static
         self._tls = tls
         self._timeout = timeout
         self._cooldown = refresh_cooldown
@@ -204,11 +205,6 @@ class KeySet:
         return cls(issuer_url, jwks=jwks)
 
     # -- state --------------------------------------------------------------------------------
-    @property
-    def ready(self) -> bool:
-        """True once discovery succeeded (always for a static set)."""
-        return self._jwks_uri is not None
-
     def health_error(self) -> str | None:
         """``None`` when ready, else Kubernetes' health-check text (spec §13.4)."""
         if self.ready:
@@ -309,6 +305,7 @@ class KeySet:
             # Beyond Kubernetes: keys fetched over plain HTTP could be swapped in transit.
             return f"oidc: jwks_uri must use https, got {_go_quote(jwks_uri)}"
         self._jwks_uri = jwks_uri
+        self.ready = True
         return ""
 
     def _fetch_flow(self, seen_generation: int, now: float, *, force: bool = False) -> Flow[None]:

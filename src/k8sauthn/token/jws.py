@@ -10,8 +10,9 @@ and reads the wall clock). What we accept is deliberately narrower than go-jose:
   makes the token malformed (Go keeps the last duplicate silently);
 * ``alg`` must be one of the nine asymmetric algorithms of spec §13.4 and in the caller's
   allow-list; ``none`` and ``HS*`` can never be configured;
-* a ``crit`` header is rejected (go-jose never verifies one); ``jku``/``x5u``/``jwk``/``x5c`` are
-  ignored: keys only ever come from the configured key set.
+* a ``crit`` header never verifies (go-jose fails it for every key); ``kid`` and ``nonce`` must be
+  strings (or null) as go-jose decodes them; ``jku``/``x5u``/``jwk``/``x5c`` are ignored: keys
+  only ever come from the configured key set.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 __all__ = [
     "ALGORITHMS",
     "MAX_TOKEN_BYTES",
+    "Check",
     "CompactJWS",
     "MalformedJWS",
     "VerificationKey",
     "b64decode_strict",
     "loads_object",
-    "Check",
     "parse_compact",
     "parse_header",
     "parse_parts",
@@ -172,15 +173,18 @@ _Header = tuple[Mapping[str, Any], str, str | None]
 Check = Callable[[bytes, bytes], bool]
 # Every token a key signs carries the same header segment: parse each distinct one once.
 # Values are immutable (a read-only mapping), so sharing them between threads is safe.
+# Only short segments are kept (real headers are ~100 characters): anyone can send tokens, so
+# the cache must not become 256 copies of a 64 KiB header.
 _HEADERS: dict[str, _Header] = {}
 _MAX_HEADERS: Final = 256
+_MAX_CACHED_HEADER: Final = 1024
 
 
 def parse_header(segment: str) -> _Header:
     """The header segment's ``(header, alg, kid)``; raises :class:`MalformedJWS`.
 
     Every token a key signs carries the same header segment, so each distinct one is parsed
-    once (at most 256 kept; the values are read-only and shared between threads).
+    once (at most 256 of up to 1 KiB kept; the values are read-only and shared between threads).
     """
     cached = _HEADERS.get(segment)
     if cached is not None:
@@ -189,14 +193,21 @@ def parse_header(segment: str) -> _Header:
     alg, kid = header.get("alg"), header.get("kid")
     if not isinstance(alg, str):
         raise MalformedJWS("header has no string alg")
-    if "crit" in header:
-        # go-jose rejects every crit header it was not told about; we are never told.
-        raise MalformedJWS("unsupported crit header")
-    parsed = (MappingProxyType(header), alg, kid if isinstance(kid, str) else None)
-    if len(_HEADERS) >= _MAX_HEADERS:
-        _HEADERS.clear()
-    _HEADERS[segment] = parsed
+    for name, what in _STRING_HEADERS:
+        # go-jose's sanitized() decodes these into Go strings: another JSON type (null aside)
+        # makes the whole token malformed.
+        value = header.get(name)
+        if value is not None and not isinstance(value, str):
+            raise MalformedJWS(f"failed to unmarshal {what}: json: cannot unmarshal into string")
+    parsed = (MappingProxyType(header), alg, kid)
+    if len(segment) <= _MAX_CACHED_HEADER:
+        if len(_HEADERS) >= _MAX_HEADERS:
+            _HEADERS.clear()
+        _HEADERS[segment] = parsed
     return parsed
+
+
+_STRING_HEADERS: Final = (("kid", "key ID"), ("nonce", "nonce"))
 
 
 def parse_compact(token: str, *, payload: bytes | None = None) -> CompactJWS:
@@ -217,6 +228,9 @@ def parse_compact(token: str, *, payload: bytes | None = None) -> CompactJWS:
 def parse_parts(head: str, body: str, sig: str, payload: bytes | None = None) -> CompactJWS:
     """:func:`parse_compact` for a token already split in three (at most MAX_TOKEN_BYTES)."""
     header, alg, kid = parse_header(head)
+    if "crit" in header:
+        # go-jose rejects every crit header it was not told about; we are never told.
+        raise MalformedJWS("unsupported crit header")
     if payload is None:
         payload = b64decode_strict(body)
     signature = b64decode_strict(sig)

@@ -200,12 +200,10 @@ class JWTAuthenticator:
                     ) from None
             verifier = self._verifier
             try:
-                alg, kid, signing_input, signature = verifier.signed(pre)
-                if not keys.jwks.check(alg, kid, signing_input, signature):
-                    yield from refresh_and_verify(
-                        keys, pre, alg, kid, signing_input, signature, now
-                    )
-                std = verifier.claims(pre, now)
+                unverified = verifier.check_signature(pre, keys.jwks)
+                if unverified is not None:
+                    yield from refresh_and_verify(keys, pre, unverified, now)
+                exp = verifier.claims(pre, now)
             except InvalidJWT as exc:
                 raise InvalidJWT(f"oidc: verify token: {exc}") from None
             except BackendUnavailable as exc:
@@ -224,7 +222,7 @@ class JWTAuthenticator:
                 self.claim_rules.check(claims, cel_vars)
                 self.user_rules.check(user)
             result = "success"
-            return Response(user, (), None if std.exp is None else float(std.exp))
+            return Response(user, (), float(exp))
         finally:
             if metrics is not None:
                 metrics.observe_latency(self._issuer_hash, result, self.clock() - start)

@@ -53,11 +53,18 @@ def check_version(version: str) -> str:
     return version
 
 
+def _go_json_string(text: str) -> str:
+    # A token read from a header may hold invalid UTF-8, kept as lone surrogate escapes (see
+    # request/bearer.py). Go's json.Marshal sends U+FFFD for each invalid byte; do the same
+    # rather than fail to encode (an encode error's text would quote part of the token).
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def encode_review(token: str, audiences: tuple[str, ...] | None, version: str) -> bytes:
     """The TokenReview request body of §12.2 (``spec.audiences`` only when there are some)."""
-    spec: dict[str, Any] = {"token": token}
+    spec: dict[str, Any] = {"token": _go_json_string(token)}
     if audiences:
-        spec["audiences"] = list(audiences)
+        spec["audiences"] = [_go_json_string(a) for a in audiences]
     doc = {
         "kind": "TokenReview",
         "apiVersion": _GROUP + version,
