@@ -52,19 +52,47 @@ from .request import (
 from .token import StaticTokenAuthenticator
 
 if TYPE_CHECKING:
+    from .config.authentication import AuthenticationConfiguration, load_authentication_config
     from .config.build import Chain, build
+    from .config.options import AuthenticationOptions
+    from .delegating import DelegatingAuthenticator
+    from .request.requestheader import RequestHeaderAuthenticator
+    from .request.x509 import CertificateRejected, ClientCertAuthenticator
+    from .token.bootstrap import BootstrapTokenAuthenticator
+    from .token.oidc import InvalidJWT, JWTAuthenticator
+    from .token.webhook import WebhookTokenAuthenticator
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    # The chain builder imports every authenticator family (YAML, CEL, HTTP ...): load it only
-    # when asked for, so that `import k8sauthn` stays light.
-    if name in ("Chain", "build"):
-        from .config.build import Chain, build
+# Names loaded on first use: each pulls in a heavier family (x509 parsing, YAML, CEL, HTTP), and
+# `import k8sauthn` must stay light (tests/test_public_api.py checks it).
+_LAZY: dict[str, str] = {
+    "AuthenticationConfiguration": ".config.authentication",
+    "AuthenticationOptions": ".config.options",
+    "BootstrapTokenAuthenticator": ".token.bootstrap",
+    "CertificateRejected": ".request.x509",
+    "Chain": ".config.build",
+    "ClientCertAuthenticator": ".request.x509",
+    "DelegatingAuthenticator": ".delegating",
+    "InvalidJWT": ".token.oidc",
+    "JWTAuthenticator": ".token.oidc",
+    "RequestHeaderAuthenticator": ".request.requestheader",
+    "WebhookTokenAuthenticator": ".token.webhook",
+    "build": ".config.build",
+    "load_authentication_config": ".config.authentication",
+}
 
-        return {"Chain": Chain, "build": build}[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
@@ -79,24 +107,33 @@ __all__ = [
     "AudienceAgnosticRequest",
     "AudienceAgnosticToken",
     "AuthenticatedGroupAdder",
+    "AuthenticationConfiguration",
     "AuthenticationError",
+    "AuthenticationOptions",
     "BackendUnavailable",
     "BearerAuthenticator",
+    "BootstrapTokenAuthenticator",
     "CacheStats",
     "CachedTokenAuthenticator",
+    "CertificateRejected",
     "Chain",
     "ChainError",
+    "ClientCertAuthenticator",
     "ConfigError",
     "Context",
+    "DelegatingAuthenticator",
     "Fetch",
     "Fetched",
     "FieldError",
     "Flow",
     "Headers",
     "InvalidBearerToken",
+    "InvalidJWT",
+    "JWTAuthenticator",
     "K8sAuthnError",
     "RequestAuthenticator",
     "RequestGroupAdder",
+    "RequestHeaderAuthenticator",
     "RequestUnion",
     "RequestView",
     "Response",
@@ -109,8 +146,10 @@ __all__ = [
     "TokenUnion",
     "UserInfo",
     "WebSocketProtocolAuthenticator",
+    "WebhookTokenAuthenticator",
     "__version__",
     "build",
+    "load_authentication_config",
     "pure",
     "request_union",
     "run_pure",

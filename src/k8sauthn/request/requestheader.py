@@ -223,6 +223,12 @@ class RequestHeaderAuthenticator:
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
         return pure(self.authenticate(request, ctx.now))
 
+    def request_step(self, request: RequestView, ctx: Context, /) -> Response | None:
+        """The synchronous step (:mod:`k8sauthn.chain._step`): no effect is ever needed."""
+        if not request.peer_chain:  # the common case in a chain: no client certificate
+            return None
+        return self.authenticate(request, ctx.now)
+
     def authenticate(self, request: RequestView, now: float) -> Response | None:
         """The synchronous core of :meth:`request_flow`."""
         if not request.peer_chain:

@@ -186,6 +186,13 @@ class ClientCertAuthenticator:
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
         return pure(self.authenticate(request.peer_chain, ctx.now))
 
+    def request_step(self, request: RequestView, ctx: Context, /) -> Response | None:
+        """The synchronous step (:mod:`k8sauthn.chain._step`): no effect is ever needed."""
+        peer_chain = request.peer_chain
+        if not peer_chain:  # the common case in a chain: no client certificate
+            return None
+        return self.authenticate(peer_chain, ctx.now)
+
     def authenticate(self, peer_chain: tuple[bytes, ...], now: float) -> Response | None:
         """The synchronous core of :meth:`request_flow` (no effects are ever needed)."""
         if not peer_chain:
