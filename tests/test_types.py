@@ -103,3 +103,33 @@ def test_request_view_defaults() -> None:
     """An empty request view: no headers, no certificates, path '/'."""
     v = RequestView()
     assert (len(v.headers), v.peer_chain, v.path) == (0, (), "/")
+
+
+_NAMES = st.sampled_from(["Authorization", "authorization", "X-Remote-User", "x-remote-user", "A"])
+
+
+@given(st.lists(st.tuples(_NAMES, st.text(max_size=5)), max_size=6), _NAMES)
+def test_headers_dict_speed_methods_agree_with_mapping(
+    pairs: list[tuple[str, str]], name: str
+) -> None:
+    """get/items/keys/values/in give what the Mapping mixins give through __getitem__."""
+    from collections.abc import Mapping
+
+    h = Headers(pairs)
+    assert h.get(name) == Mapping.get(h, name)
+    assert h.get(name, ()) == Mapping.get(h, name, ())
+    assert (name in h) == Mapping.__contains__(h, name)
+    assert list(h.items()) == list(Mapping.items(h))
+    assert list(h.keys()) == list(Mapping.keys(h))
+    assert list(h.values()) == list(Mapping.values(h))
+    assert h.first(name) == (h[name][0] if name in h else None)
+
+
+def test_headers_lookups_fold_case() -> None:
+    """Mixed-case names find lower-cased keys; a missing name gives the default."""
+    h = Headers([("X-Remote-Group", "a"), ("x-remote-group", "b")])
+    assert h.get("X-REMOTE-GROUP") == ("a", "b")
+    assert "X-Remote-GROUP" in h
+    assert h.get("nope", ("d",)) == ("d",)
+    assert h.first("X-Remote-Group") == "a"
+    assert dict(h.items()) == {"x-remote-group": ("a", "b")}

@@ -6,10 +6,12 @@ must lowercase them (request-header, the HTTP filter) do so themselves, as Kuber
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Final
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import Final, TypeVar, overload
 
 import attrs
+
+_T = TypeVar("_T")
 
 __all__ = [
     "ALL_AUTHENTICATED",
@@ -163,9 +165,33 @@ class Headers(Mapping[str, tuple[str, ...]]):
     def __len__(self) -> int:
         return len(self._map)
 
+    # The Mapping mixins go through __getitem__ (and an ABC view) per item; the dict's own
+    # methods are several times faster, and every header reader uses them (P8).
+    def __contains__(self, name: object) -> bool:
+        m = self._map
+        return name in m or name.lower() in m  # type: ignore[attr-defined]
+
+    @overload
+    def get(self, name: str, /) -> tuple[str, ...] | None: ...
+    @overload
+    def get(self, name: str, /, default: tuple[str, ...] | _T) -> tuple[str, ...] | _T: ...
+    def get(self, name: str, /, default: object = None) -> object:
+        """The values sent under ``name`` (case-insensitive), or ``default``."""
+        return self._map.get(name.lower(), default)
+
+    def keys(self) -> KeysView[str]:
+        return self._map.keys()
+
+    def values(self) -> ValuesView[tuple[str, ...]]:
+        return self._map.values()
+
+    def items(self) -> ItemsView[str, tuple[str, ...]]:
+        return self._map.items()
+
     def first(self, name: str) -> str | None:
         """The first value sent under ``name`` (case-insensitive), or None."""
-        values = self._map.get(name.lower())
+        # Keys are lower-case: a name given in lower case (the usual call) needs no lower().
+        values = self._map.get(name) or self._map.get(name.lower())
         return values[0] if values else None
 
     def pairs(self) -> tuple[tuple[str, str], ...]:

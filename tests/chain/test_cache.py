@@ -7,7 +7,7 @@ import hmac
 import threading
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from k8sauthn import (
@@ -21,6 +21,7 @@ from k8sauthn import (
     run_pure,
 )
 from k8sauthn.chain import CachedTokenAuthenticator
+from k8sauthn.chain._step import Pending
 from k8sauthn.chain.cache import AuthenticationFailedUnexpectedly
 from k8sauthn.io import AsyncAuthenticator, Authenticator
 
@@ -451,3 +452,50 @@ def test_audience_with_undecodable_bytes_has_its_own_key() -> None:
     """Audiences carrying surrogate escapes are encoded byte for byte, like tokens."""
     c = cache(FakeToken({}))
     assert c.cache_key("t", ("a\udcff",)) != c.cache_key("t", ("a\ufffd",))
+
+
+class TestHitPath:
+    @given(st.text(max_size=40))
+    @example("a\udcff")  # a lone surrogate: bytes that were not UTF-8
+    def test_hit_is_stored_under_cache_key(self, token: str) -> None:
+        """The hit path's inlined key is cache_key(token, None): a stored answer is found."""
+        c = cache(FakeToken(lambda t, ctx: user("u")))
+        run(c, token)
+        assert list(c._entries) == [c.cache_key(token, None)]
+        assert c.token_step(token, Context(now=100)) == user("u")
+
+    def test_hit_with_audiences_uses_their_key(self) -> None:
+        """With audiences the key covers them: a hit for one set is a miss for another."""
+        c = cache(FakeToken(lambda t, ctx: user("u")))
+        run(c, "t", audiences=("a",))
+        assert list(c._entries) == [c.cache_key("t", ("a",))]
+        assert c.token_step("t", Context(now=100, audiences=("a",))) == user("u")
+        assert type(c.token_step("t", Context(now=100, audiences=("b",)))) is Pending
+
+    def test_hit_replays_warnings_and_errors(self) -> None:
+        """Entries with warnings or an error still take the replay path on a hit."""
+
+        def warn(token: str, ctx: Context) -> Response | None:
+            if token == "bad":
+                raise AuthenticationError("no")
+            ctx.warnings.append("careful")
+            return user(token)
+
+        c = cache(FakeToken(warn), failure_ttl=30, cache_errors=True)
+        run(c, "ok")
+        with pytest.raises(AuthenticationError):
+            run(c, "bad")
+        ctx = Context(now=101)
+        assert c.token_step("ok", ctx) == user("ok")
+        assert ctx.warnings == ["careful"]
+        with pytest.raises(AuthenticationError, match="no"):
+            c.token_step("bad", Context(now=101))
+
+    def test_eviction_keeps_the_newest_entries_of_a_flood(self) -> None:
+        """Well past maxsize, the cache holds exactly the last maxsize tokens."""
+        c = cache(FakeToken(lambda t, ctx: user(t)), maxsize=8)
+        tokens = [f"t{i}" for i in range(100)]
+        for t in tokens:
+            run(c, t)
+        assert list(c._entries) == [c.cache_key(t, None) for t in tokens[-8:]]
+        assert c.stats.evictions == 92

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from k8sauthn import AuthenticationError, ChainError, Context, RequestView, run_pure
+from k8sauthn import (
+    AuthenticationError,
+    ChainError,
+    Context,
+    Flow,
+    RequestView,
+    Response,
+    Sleep,
+    run_pure,
+)
 from k8sauthn.chain import RequestUnion, TokenUnion, request_union, token_union
+from k8sauthn.chain._step import Pending, flow_of
 from k8sauthn.io import AsyncAuthenticator, Authenticator
 
 from .._fakes import FakeRequest, FakeToken, user
@@ -152,3 +162,42 @@ class TestRequestUnion:
             run_pure(union.request_flow(VIEW, CTX))
         assert anon.calls == 0
         assert "RequestUnion(" in repr(union)
+
+
+class _SharedStep:
+    """A token authenticator whose step is one shared function object (a staticmethod-like
+    attribute), answering None first and then a pending flow that has no opinion either."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+        def token_step(token: str, ctx: Context) -> Response | Pending | None:
+            self.calls += 1
+            return None if self.calls == 1 else Pending(self._none_after_sleep())
+
+        self.token_step = token_step
+
+    def _none_after_sleep(self) -> Flow[Response | None]:
+        yield Sleep(0)
+        return None
+
+    def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
+        return flow_of(self.token_step(token, ctx))
+
+
+class TestPendingPosition:
+    def test_repeated_member_resumes_after_its_own_position(self) -> None:
+        """A member listed twice that goes pending the second time resumes after that slot."""
+        shared, last = _SharedStep(), FakeToken({"t": user("zoe")})
+        union = token_union(shared, shared, last)  # type: ignore[arg-type]
+        resp = Authenticator(union).run(union.token_flow("t", CTX))
+        assert resp == user("zoe")
+        assert shared.calls == 2
+        assert last.calls == ["t"]
+
+    def test_pending_member_keeps_earlier_errors(self) -> None:
+        """Errors before a pending member are still aggregated when nothing accepts."""
+        slow = FakeToken({"t": None}, sleep=0.0001)
+        union = token_union(FakeToken({"t": AuthenticationError("first")}), slow)
+        with pytest.raises(AuthenticationError, match="first"):
+            Authenticator(union).run(union.token_flow("t", CTX))

@@ -13,6 +13,7 @@ from k8sauthn import (
     InvalidBearerToken,
     RequestView,
     Response,
+    UserInfo,
     run_pure,
 )
 from k8sauthn.io import AsyncAuthenticator, Authenticator
@@ -187,3 +188,38 @@ class TestPendingTokenChain:
         auth = BearerAuthenticator(FakeToken({}, sleep=sleep))
         with pytest.raises(InvalidBearerToken):
             Authenticator(auth).authenticate_request(view(header))
+
+
+def _reference(header: str) -> tuple[str | None, list[str]]:
+    """The general rules alone (no fast path): the token passed on, and the warnings."""
+    auth = go_trim_space(go_string(header))
+    parts = auth.split(" ", 2) if auth else []
+    if len(parts) < 2 or parts[0].lower() != "bearer":
+        return None, []
+    if not parts[1]:
+        return None, [EXTRA_SPACE_WARNING] if len(parts) == 3 else []
+    return parts[1], []
+
+
+_HEADER_CHARS = st.sampled_from(["a", "Z", "0", ".", " ", "\t", "\x1f", "\xa0", "é", "\x85"])
+
+
+@given(
+    st.sampled_from(["Bearer ", "bearer ", "BEARER ", "Bearer", " Bearer ", "Basic "]),
+    st.text(_HEADER_CHARS, max_size=12),
+)
+def test_fast_path_passes_on_the_token_the_general_rules_give(prefix: str, rest: str) -> None:
+    """For any header, the step passes on exactly the token (and warnings) of the general rules."""
+    seen: list[str] = []
+
+    def accept(token: str, ctx: Context) -> Response:
+        seen.append(token)
+        return Response(UserInfo(token))
+
+    authn = BearerAuthenticator(FakeToken(accept))
+    ctx = Context(now=1.0)
+    outcome = authn.request_step(RequestView(Headers([("Authorization", prefix + rest)])), ctx)
+    token, warnings = _reference(prefix + rest)
+    assert seen == ([] if token is None else [token])
+    assert outcome == (None if token is None else Response(UserInfo(token)))
+    assert ctx.warnings == warnings

@@ -372,3 +372,35 @@ def test_ca_files_overlap_check_reads_the_flag_files(tmp_path, client_ca, proxy_
         check_ca_files_overlap(str(tmp_path / "c.pem"), str(tmp_path / "p.pem"), [])
     check_ca_files_overlap(str(tmp_path / "c.pem"), "", [])
     check_ca_files_overlap(str(tmp_path / "c.pem"), str(tmp_path / "p.pem"), ["proxy"])
+
+
+class TestRequestStep:
+    def test_step_answers_what_the_flow_answers(self, proxy_ca, proxy):
+        """The synchronous step returns the flow's user for a verified proxy."""
+        authn = authn_for(proxy_ca)
+        req = view(proxy, ("X-Remote-User", "a"), ("X-Remote-Group", "g"))
+        ctx = Context(now=NOW_TS)
+        assert authn.request_step(req, ctx) == run_pure(authn.request_flow(req, ctx))
+        assert authn.request_step(req, ctx).user.groups == ("g",)
+
+    def test_step_without_certificate_is_no_opinion(self, proxy_ca):
+        """No peer certificate: no opinion, headers unread."""
+        req = view(None, ("X-Remote-User", "admin"))
+        assert authn_for(proxy_ca).request_step(req, Context(now=NOW_TS)) is None
+
+    def test_step_raises_the_flow_error(self, proxy_ca, client_ca):
+        """A certificate of another CA raises the same error from the step and the flow."""
+        authn = authn_for(proxy_ca)
+        req = view(client_ca.issue("alice"), ("X-Remote-User", "admin"))
+        ctx = Context(now=NOW_TS)
+        with pytest.raises(CertificateRejected) as from_step:
+            authn.request_step(req, ctx)
+        with pytest.raises(CertificateRejected) as from_flow:
+            run_pure(authn.request_flow(req, ctx))
+        assert str(from_step.value) == str(from_flow.value)
+
+    def test_union_uses_the_step(self, proxy_ca):
+        """A union adopts the step itself instead of stepping the flow."""
+        authn = authn_for(proxy_ca)
+        union = RequestUnion([authn, authn_for(proxy_ca)])
+        assert union._steps[0] == authn.request_step

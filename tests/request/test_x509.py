@@ -593,3 +593,28 @@ class TestRevocation:
         """A CRL file that does not parse is refused at load."""
         with pytest.raises(ConfigError, match="error loading CRL"):
             Revocation.from_crl(b"not a crl", name="crl.pem")
+
+
+class TestRequestStep:
+    def test_step_answers_what_the_flow_answers(self, authn, root):
+        """The synchronous step returns the flow's user for a valid chain."""
+        req = RequestView(peer_chain=(root.issue(name("alice", ("dev",))).der,))
+        ctx = Context(now=NOW_TS)
+        resp = authn.request_step(req, ctx)
+        assert resp is not None
+        assert resp.user.name == "alice"
+        assert resp == run_pure(authn.request_flow(req, ctx))
+
+    def test_step_without_certificate_is_no_opinion(self, authn):
+        """No peer certificate: no opinion."""
+        assert authn.request_step(RequestView(), Context(now=NOW_TS)) is None
+
+    def test_step_raises_the_flow_error(self, authn):
+        """A chain of an unknown CA raises the same error from the step and the flow."""
+        req = RequestView(peer_chain=(Cert.new_ca("other").issue(name("bob")).der,))
+        ctx = Context(now=NOW_TS)
+        with pytest.raises(CertificateRejected) as from_step:
+            authn.request_step(req, ctx)
+        with pytest.raises(CertificateRejected) as from_flow:
+            run_pure(authn.request_flow(req, ctx))
+        assert str(from_step.value) == str(from_flow.value)

@@ -271,3 +271,38 @@ def test_rfc3339_agrees_with_datetime(when: dt.datetime, offset_minutes: int, mi
     parsed = parse_rfc3339(text)
     assert parsed is not None
     assert parsed == pytest.approx(stamp.timestamp(), abs=1e-6)
+
+
+class TestMemo:
+    def test_repeated_token_shares_one_response(self) -> None:
+        """The same valid Secret answers with the same (immutable) Response every time."""
+        secret = with_data(
+            expiration=b"2027-01-16T00:00:00Z", auth_extra_groups=b"system:bootstrappers:w"
+        )
+        first, second = check(secret), check(secret)
+        assert first is second
+        assert first is not None
+        assert first.user.groups == (
+            "system:bootstrappers",
+            "system:bootstrappers:w",
+        )
+
+    def test_expiry_still_checked_per_request(self) -> None:
+        """A memoised expiry does not keep an expired token valid."""
+        secret = with_data(expiration=b"2027-01-16T00:00:00Z")
+        assert check(secret) is not None
+        assert check(secret, now=NOW + 2 * 86400) is None
+
+    def test_changed_data_in_place_is_seen(self) -> None:
+        """The memo is keyed by values: a Secret whose data mapping changes answers anew."""
+        data = dict(with_data().data or {})
+        secret = attrs.evolve(with_data(), data=data)
+        assert check(secret) is not None
+        data["auth-extra-groups"] = b"not-a-bootstrapper-group"
+        assert check(secret) is None
+        data["auth-extra-groups"] = b"system:bootstrappers:x"
+        resp = check(secret)
+        assert resp is not None
+        assert "system:bootstrappers:x" in resp.user.groups
+        data["token-secret"] = b"ffffffffffffffff"
+        assert check(secret) is None

@@ -68,6 +68,10 @@ class AuthenticatedGroupAdder:
             return None
         if type(outcome) is Pending:
             return Pending(self._after(outcome.flow))
+        # _add's memo hit, inlined: a cached response comes back as the same object.
+        hit = self._memo.get(id(outcome))
+        if hit is not None and hit[0] is outcome:
+            return hit[1]
         return self._add(outcome)  # type: ignore[arg-type]
 
     def _after(self, flow: Flow[Response | None]) -> Flow[Response | None]:

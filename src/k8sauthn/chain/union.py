@@ -12,7 +12,9 @@ continues as a flow, with the errors collected so far.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 from .._flow import Flow
 from .._protocols import RequestAuthenticator, TokenAuthenticator
@@ -21,6 +23,23 @@ from ..exceptions import AuthenticationError, aggregate
 from ._step import Pending, Step, flow_of, raising, request_stepper, token_stepper
 
 __all__ = ["RequestUnion", "TokenUnion", "request_union", "token_union"]
+
+_S = TypeVar("_S", bound=Callable[..., Any])
+
+
+def _distinct(steps: Iterable[_S]) -> tuple[_S, ...]:
+    """The steps, each a distinct object (a repeated one is wrapped), for :func:`_position`."""
+    out: list[_S] = []
+    for member_step in steps:
+        if any(s is member_step for s in out):
+            member_step = cast(_S, functools.partial(member_step))
+        out.append(member_step)
+    return tuple(out)
+
+
+def _position(steps: tuple[object, ...], member_step: object) -> int:
+    # By identity: _distinct made every step its own object.
+    return next(i for i, s in enumerate(steps) if s is member_step)
 
 
 def _raise_collected(errors: list[AuthenticationError] | None) -> None:
@@ -37,7 +56,7 @@ class TokenUnion:
     def __init__(self, members: Sequence[TokenAuthenticator], *, fail_on_error: bool = False):
         self.members: tuple[TokenAuthenticator, ...] = tuple(members)
         self.fail_on_error = fail_on_error
-        self._steps = tuple(token_stepper(m) for m in self.members)
+        self._steps = _distinct(token_stepper(m) for m in self.members)
 
     def __repr__(self) -> str:
         return f"TokenUnion({list(self.members)!r}, fail_on_error={self.fail_on_error})"
@@ -50,7 +69,8 @@ class TokenUnion:
 
     def token_step(self, token: str, ctx: Context, /) -> Step:
         errors: list[AuthenticationError] | None = None
-        for index, member_step in enumerate(self._steps):
+        steps = self._steps
+        for member_step in steps:  # no enumerate: the index is only needed when pending
             try:
                 outcome = member_step(token, ctx)
             except AuthenticationError as exc:
@@ -61,9 +81,11 @@ class TokenUnion:
             if outcome is None:
                 continue
             if type(outcome) is Pending:
+                index = _position(steps, member_step)
                 return Pending(self._resume(outcome.flow, index, errors or [], token, ctx))
             return outcome
-        _raise_collected(errors)
+        if errors:
+            _raise_collected(errors)
         return None
 
     def _resume(
@@ -114,7 +136,7 @@ class RequestUnion:
     def __init__(self, members: Sequence[RequestAuthenticator], *, fail_on_error: bool = False):
         self.members: tuple[RequestAuthenticator, ...] = tuple(members)
         self.fail_on_error = fail_on_error
-        self._steps = tuple(request_stepper(m) for m in self.members)
+        self._steps = _distinct(request_stepper(m) for m in self.members)
 
     def __repr__(self) -> str:
         return f"RequestUnion({list(self.members)!r}, fail_on_error={self.fail_on_error})"
@@ -127,7 +149,8 @@ class RequestUnion:
 
     def request_step(self, request: RequestView, ctx: Context, /) -> Step:
         errors: list[AuthenticationError] | None = None
-        for index, member_step in enumerate(self._steps):
+        steps = self._steps
+        for member_step in steps:  # no enumerate: the index is only needed when pending
             try:
                 outcome = member_step(request, ctx)
             except AuthenticationError as exc:
@@ -138,9 +161,11 @@ class RequestUnion:
             if outcome is None:
                 continue
             if type(outcome) is Pending:
+                index = _position(steps, member_step)
                 return Pending(self._resume(outcome.flow, index, errors or [], request, ctx))
             return outcome
-        _raise_collected(errors)
+        if errors:
+            _raise_collected(errors)
         return None
 
     def _resume(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 
@@ -50,6 +51,17 @@ def build_jwt_authenticator(cfg: JWTConfig) -> TokenAuthenticator:
 def config_hash(data: bytes) -> str:
     """``sha256:<hex>`` of the raw file, the ``last_config_info`` metric's label (spec §18)."""
     return "sha256:" + hashlib.sha256(data).hexdigest() if data else ""
+
+
+def _combine(members: list[TokenAuthenticator]) -> TokenAuthenticator:
+    """kube-apiserver's fail-on-error union, or its equivalent issuer index (P2)."""
+    # Only JWTAuthenticators are indexed, and if none was built the module is not loaded
+    # (a custom builder need not pull in the OIDC dependencies).
+    oidc = sys.modules.get("k8sauthn.token.oidc")
+    if oidc is not None and len(members) > 1:
+        combined: TokenAuthenticator = oidc.jwt_union(members)
+        return combined
+    return token_union(*members, fail_on_error=True)
 
 
 class _StillRejected(Exception):
@@ -142,7 +154,7 @@ class AuthenticationConfigFile:
             self._rejected = (digest, exc)  # "not ... valid and never will be" (kube-apiserver)
             raise
         members = [self._build(jwt) for jwt in config.jwt]
-        loaded = _Loaded(config, token_union(*members, fail_on_error=True), data)
+        loaded = _Loaded(config, _combine(members), data)
         self._current = loaded
         if current is not None:
             self.successes += 1

@@ -12,6 +12,7 @@ import httpx
 from .._flow import Fetch, Flow, Shared, Sleep, TLSConfig
 from .._protocols import RequestAuthenticator, TokenAuthenticator
 from .._types import Context, RequestView, Response
+from ..chain._step import Pending, RequestStep
 from . import _common
 from ._common import ClientFactory
 
@@ -35,7 +36,7 @@ class AsyncAuthenticator:
         clock: Callable[[], float] = time.time,
         audiences: Sequence[str] = (),
     ) -> None:
-        self.root = root
+        self.root = root  # (the property also looks up the root's step, once)
         self._factory = client_factory or (
             lambda tls: httpx.AsyncClient(**_common.default_client_kwargs(tls))
         )
@@ -43,6 +44,18 @@ class AsyncAuthenticator:
         self._audiences = tuple(audiences) or None
         self._clients: dict[TLSConfig | None, httpx.AsyncClient] = {}
         self._flights: dict[bytes, asyncio.Future[Any]] = {}
+
+    @property
+    def root(self) -> RequestAuthenticator | TokenAuthenticator:
+        """The authenticator graph this runner drives."""
+        return self._root
+
+    @root.setter
+    def root(self, root: RequestAuthenticator | TokenAuthenticator) -> None:
+        self._root = root
+        # Looked up once, not per request: getattr builds a bound method every time (and a
+        # runtime-checkable Protocol check would cost ~3 us).
+        self._request_step: RequestStep | None = getattr(root, "request_step", None)
 
     def context(self, audiences: Sequence[str] | None = None) -> Context:
         """A fresh context: now, and the given audiences (default: the API audiences)."""
@@ -53,19 +66,17 @@ class AsyncAuthenticator:
         self, request: RequestView, ctx: Context | None = None
     ) -> Response | None:
         """Accepted ``Response``, ``None`` (no opinion), or raises ``AuthenticationError``."""
-        # getattr, not isinstance: a runtime-checkable Protocol check costs ~3 us per call.
-        root = self.root
-        ctx = ctx or Context(self._clock(), self._audiences)
-        request_step = getattr(root, "request_step", None)
+        request_step = self._request_step
         if request_step is not None:
             # The synchronous step (k8sauthn.chain._step): a cached or pure answer comes back
             # without building or driving any flow; otherwise it hands over the flow to run.
-            outcome = request_step(request, ctx)
-            if outcome is None or isinstance(outcome, Response):
-                return outcome
+            outcome = request_step(request, ctx or Context(self._clock(), self._audiences))
+            if type(outcome) is not Pending:  # a step answers Response | None | Pending
+                return outcome  # type: ignore[return-value]
             pending: Flow[Response | None] = outcome.flow
             return await self.run(pending)
-        request_flow: _RequestFlow | None = getattr(root, "request_flow", None)
+        ctx = ctx or Context(self._clock(), self._audiences)
+        request_flow: _RequestFlow | None = getattr(self._root, "request_flow", None)
         if request_flow is None:
             raise TypeError("this authenticator has no request authenticator")
         return await self.run(request_flow(request, ctx))
@@ -78,8 +89,8 @@ class AsyncAuthenticator:
         token_step = getattr(self.root, "token_step", None)
         if token_step is not None:  # as in authenticate_request
             outcome = token_step(token, ctx)
-            if outcome is None or isinstance(outcome, Response):
-                return outcome
+            if type(outcome) is not Pending:
+                return outcome  # type: ignore[no-any-return]
             pending: Flow[Response | None] = outcome.flow
             return await self.run(pending)
         token_flow: _TokenFlow | None = getattr(self.root, "token_flow", None)

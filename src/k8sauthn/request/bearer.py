@@ -84,16 +84,15 @@ class BearerAuthenticator:
         # The common shape, "Bearer <token>" in ASCII with no other space and nothing to trim,
         # gives the same token as the general rules below, for less work.
         # (In ASCII every character that TrimSpace removes sorts before "!".)
-        if (
-            header.startswith(_COMMON_PREFIXES)
-            and header[-1] > " "
-            and header.find(" ", 7) < 0
-            and header.isascii()
-        ):
-            outcome = self._step(header[7:], ctx)
-            if outcome is None:
-                raise InvalidBearerToken()
-            return outcome if type(outcome) is not Pending else Pending(_required(outcome.flow))
+        if header.isascii() and header.startswith(_COMMON_PREFIXES):
+            token = header[7:]
+            if token[-1:] > " " and " " not in token:
+                outcome = self._step(token, ctx)
+                if outcome is None:
+                    raise InvalidBearerToken()
+                if type(outcome) is Pending:
+                    return Pending(_required(outcome.flow))
+                return outcome
         auth = go_trim_space(go_string(header))
         if not auth:
             return None

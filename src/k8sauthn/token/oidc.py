@@ -22,25 +22,35 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from cryptography import x509
 
-from .._flow import Flow, TLSConfig
+from .._flow import Flow, TLSConfig, pure
+from .._protocols import TokenAuthenticator
 from .._types import Context, Response
+from ..chain.union import token_union
 from ..config.authentication import JWTAuthenticatorConfig
 from ..config.authentication_validation import validate_jwt_authenticator
 from ..exceptions import AuthenticationError, BackendUnavailable, ConfigError
 from ._goclaims import InvalidJWT
-from ._verifier import IDTokenVerifier, read_unverified, refresh_and_verify
+from ._verifier import IDTokenVerifier, Unverified, read_unverified, refresh_and_verify
 from .cel import cel_value, compile_claims_expression, compile_user_expression
 from .claims import ClaimMapper, ClaimRules, UserRules
 from .distributed import DistributedClaims
 from .jwks import JWKS, JWTMetrics, KeySet, KeysUnavailable, sha256_label
 from .jws import ALGORITHMS
 
-__all__ = ["JWKS", "InvalidJWT", "JWTAuthenticator", "JWTMetrics", "KeySet"]
+__all__ = [
+    "JWKS",
+    "InvalidJWT",
+    "JWTAuthenticator",
+    "JWTIssuerIndex",
+    "JWTMetrics",
+    "KeySet",
+    "jwt_union",
+]
 
 
 @attrs.define(eq=False)
@@ -186,7 +196,11 @@ class JWTAuthenticator:
         """
         pre = read_unverified(token)
         if pre.iss != self.issuer_url:  # "" when unreadable; a configured issuer never is ""
-            return None
+            return pure(None)
+        return self.verify_flow(pre, ctx)
+
+    def verify_flow(self, pre: Unverified, ctx: Context, /) -> Flow[Response | None]:
+        """Steps 2-4 for a token already read and found to be of this issuer (``pre.iss``)."""
         metrics = self.metrics
         start, result = (self.clock() if metrics is not None else 0.0), "failure"
         keys, now = self.keys, ctx.now
@@ -226,6 +240,48 @@ class JWTAuthenticator:
         finally:
             if metrics is not None:
                 metrics.observe_latency(self._issuer_hash, result, self.clock() - start)
+
+
+class JWTIssuerIndex:
+    """JWT authenticators of distinct issuers, dispatched on the token's unverified issuer.
+
+    The same answers, errors and order as ``token_union(*members, fail_on_error=True)`` (how
+    kube-apiserver combines them): there every member but the one of the token's issuer
+    answers no opinion silently, and issuer URLs are unique (spec §13.3 validation). The
+    payload is read once instead of once per member, so the cost does not grow with the number
+    of issuers (P2: 64 issuers cost 22x one verify through the union).
+    """
+
+    __slots__ = ("_by_issuer", "members")
+
+    def __init__(self, members: Sequence[JWTAuthenticator]) -> None:
+        self.members = tuple(members)
+        self._by_issuer = {m.issuer_url: m for m in self.members}
+        if len(self._by_issuer) != len(self.members):
+            raise ValueError("JWT authenticators must have distinct issuer URLs")
+
+    def __repr__(self) -> str:
+        return f"JWTIssuerIndex({list(self._by_issuer)!r})"
+
+    def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
+        pre = read_unverified(token)
+        member = self._by_issuer.get(pre.iss)  # "" when unreadable: never a configured issuer
+        if member is None:
+            return pure(None)
+        return member.verify_flow(pre, ctx)
+
+
+def jwt_union(members: Sequence[TokenAuthenticator]) -> TokenAuthenticator:
+    """The authenticators of an AuthenticationConfiguration's ``jwt`` list, combined.
+
+    An issuer index when they are all :class:`JWTAuthenticator` of distinct issuers, else
+    kube-apiserver's fail-on-error union (e.g. a custom builder's authenticators).
+    """
+    if len(members) > 1 and all(type(m) is JWTAuthenticator for m in members):
+        jwts = cast("list[JWTAuthenticator]", list(members))
+        if len({m.issuer_url for m in jwts}) == len(jwts):
+            return JWTIssuerIndex(jwts)
+    return token_union(*members, fail_on_error=True)
 
 
 def _as_jwks(keys: JWKS | Mapping[str, Any] | bytes | str) -> JWKS:
