@@ -50,9 +50,12 @@ def _chain_pair(levels: int) -> Callable[[Settings], Pair]:
 
 
 # -- JWT issuers and keys ----------------------------------------------------------------------
-def _issuers_pair(issuers: int, keys: int = 1) -> Callable[[Settings], Pair]:
-    """A token of the LAST of ``issuers`` JWT authenticators (fail-on-error union, as built
-    from an AuthenticationConfiguration), its issuer holding ``keys`` keys (the last signs)."""
+def _issuers_pair(
+    issuers: int, keys: int = 1, *, indexed: bool = True
+) -> Callable[[Settings], Pair]:
+    """A token of the LAST of ``issuers`` JWT authenticators, its issuer holding ``keys`` keys
+    (the last signs). ``indexed``: combined as an AuthenticationConfiguration's are
+    (``oidc.jwt_union``: an issuer index); else Kubernetes' fail-on-error union of all of them."""
 
     def make(settings: Settings) -> Pair:
         oidc = need("k8sauthn.token.oidc")
@@ -72,7 +75,11 @@ def _issuers_pair(issuers: int, keys: int = 1) -> Callable[[Settings], Pair]:
                 ),
             )
             members.append(oidc.JWTAuthenticator.from_config(cfg, signing_algs=(alg,), keys=jwks))
-        auth = union.token_union(*members, fail_on_error=True)
+        combine = getattr(oidc, "jwt_union", None)
+        if indexed and combine is not None and len(members) > 1:
+            auth = combine(members)
+        else:
+            auth = union.token_union(*members, fail_on_error=True)
         token = bench_oidc.make_token(
             alg, issuer=f"{bench_oidc.ISSUER}/{issuers - 1}", kid=f"k{keys - 1}", now=now
         )
@@ -186,6 +193,11 @@ CASES = [
     *(
         _study(f"JWT RS256, {n} issuer(s), token of the last", _RAW, pair=_issuers_pair(n))
         for n in (1, 8, 64)
+    ),
+    _study(
+        "JWT RS256, 64 issuers in a plain fail-on-error union (Kubernetes' shape)",
+        _RAW,
+        pair=_issuers_pair(64, indexed=False),
     ),
     *(
         _study(
