@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import hmac
 import importlib
 import json
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -20,6 +22,7 @@ from _harness import NotAvailable
 TOKEN = "bench-" + secrets.token_urlsafe(24)  # a realistic 38-character opaque token
 USER = "bench-user"
 TMP = Path(tempfile.mkdtemp(prefix="k8sauthn-bench-"))
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)  # token files, keys, CA bundles
 
 
 def need(module: str) -> ModuleType:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from .._flow import Flow
 from .._protocols import RequestAuthenticator, TokenAuthenticator
@@ -25,6 +25,7 @@ from ._step import Pending, Step, flow_of, raising, request_stepper, token_stepp
 __all__ = ["RequestUnion", "TokenUnion", "request_union", "token_union"]
 
 _S = TypeVar("_S", bound=Callable[..., Any])
+_A = TypeVar("_A", str, RequestView)
 
 
 def _distinct(steps: Iterable[_S]) -> tuple[_S, ...]:
@@ -48,10 +49,91 @@ def _raise_collected(errors: list[AuthenticationError] | None) -> None:
         raise err
 
 
-class TokenUnion:
+class _Union(Generic[_A]):
+    """What the token and the request unions share: the member walk, written once.
+
+    ``_A`` is what a member is asked about: a token string or a request view.
+    """
+
+    __slots__ = ("_steps", "fail_on_error")
+
+    _steps: tuple[Callable[[_A, Context], Step], ...]
+    fail_on_error: bool
+
+    def _step(self, arg: _A, ctx: Context, /) -> Step:
+        errors: list[AuthenticationError] | None = None
+        steps = self._steps
+        for member_step in steps:  # no enumerate: the index is only needed when pending
+            try:
+                outcome = member_step(arg, ctx)
+            except AuthenticationError as exc:
+                if self.fail_on_error:
+                    raise
+                if errors is None:
+                    errors = [exc]
+                else:
+                    errors.append(exc)
+                continue
+            if outcome is None:
+                continue
+            if type(outcome) is Pending:
+                index = _position(steps, member_step)
+                return Pending(self._resume(outcome.flow, index, errors or [], arg, ctx))
+            return outcome
+        if errors:
+            _raise_collected(errors)
+        return None
+
+    def _flow(self, arg: _A, ctx: Context) -> Flow[Response | None]:
+        try:
+            return flow_of(self._step(arg, ctx))
+        except AuthenticationError as exc:
+            return raising(exc)
+
+    def _resume(
+        self,
+        pending: Flow[Response | None],
+        index: int,
+        errors: list[AuthenticationError],
+        arg: _A,
+        ctx: Context,
+    ) -> Flow[Response | None]:
+        steps, flow = self._steps, pending
+        while True:
+            try:
+                resp = yield from flow
+            except AuthenticationError as exc:
+                if self.fail_on_error:
+                    raise
+                errors.append(exc)
+            else:
+                if resp is not None:
+                    return resp
+            # The next members, synchronously again until one needs effects.
+            while True:
+                index += 1
+                if index >= len(steps):
+                    _raise_collected(errors)
+                    return None
+                try:
+                    outcome = steps[index](arg, ctx)
+                except AuthenticationError as exc:
+                    if self.fail_on_error:
+                        raise
+                    errors.append(exc)
+                    continue
+                if outcome is None:
+                    continue
+                if type(outcome) is Pending:
+                    flow = outcome.flow
+                    break
+                return outcome  # type: ignore[return-value]
+
+
+class TokenUnion(_Union[str]):
     """Several token authenticators tried in order; build it with :func:`token_union`."""
 
-    __slots__ = ("_steps", "fail_on_error", "members")
+    __slots__ = ("members",)
 
     def __init__(self, members: Sequence[TokenAuthenticator], *, fail_on_error: bool = False):
         self.members: tuple[TokenAuthenticator, ...] = tuple(members)
@@ -61,77 +143,15 @@ class TokenUnion:
     def __repr__(self) -> str:
         return f"TokenUnion({list(self.members)!r}, fail_on_error={self.fail_on_error})"
 
-    def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
-        try:
-            return flow_of(self.token_step(token, ctx))
-        except AuthenticationError as exc:
-            return raising(exc)
-
-    def token_step(self, token: str, ctx: Context, /) -> Step:
-        errors: list[AuthenticationError] | None = None
-        steps = self._steps
-        for member_step in steps:  # no enumerate: the index is only needed when pending
-            try:
-                outcome = member_step(token, ctx)
-            except AuthenticationError as exc:
-                if self.fail_on_error:
-                    raise
-                errors = [*errors, exc] if errors else [exc]
-                continue
-            if outcome is None:
-                continue
-            if type(outcome) is Pending:
-                index = _position(steps, member_step)
-                return Pending(self._resume(outcome.flow, index, errors or [], token, ctx))
-            return outcome
-        if errors:
-            _raise_collected(errors)
-        return None
-
-    def _resume(
-        self,
-        pending: Flow[Response | None],
-        index: int,
-        errors: list[AuthenticationError],
-        token: str,
-        ctx: Context,
-    ) -> Flow[Response | None]:
-        steps, flow = self._steps, pending
-        while True:
-            try:
-                resp = yield from flow
-            except AuthenticationError as exc:
-                if self.fail_on_error:
-                    raise
-                errors.append(exc)
-            else:
-                if resp is not None:
-                    return resp
-            # The next members, synchronously again until one needs effects.
-            while True:
-                index += 1
-                if index >= len(steps):
-                    _raise_collected(errors)
-                    return None
-                try:
-                    outcome = steps[index](token, ctx)
-                except AuthenticationError as exc:
-                    if self.fail_on_error:
-                        raise
-                    errors.append(exc)
-                    continue
-                if outcome is None:
-                    continue
-                if type(outcome) is Pending:
-                    flow = outcome.flow
-                    break
-                return outcome  # type: ignore[return-value]
+    # The shared methods under the protocol names: an alias, not a wrapper (no extra call).
+    token_step = _Union._step
+    token_flow = _Union._flow
 
 
-class RequestUnion:
+class RequestUnion(_Union[RequestView]):
     """Several request authenticators tried in order; build it with :func:`request_union`."""
 
-    __slots__ = ("_steps", "fail_on_error", "members")
+    __slots__ = ("members",)
 
     def __init__(self, members: Sequence[RequestAuthenticator], *, fail_on_error: bool = False):
         self.members: tuple[RequestAuthenticator, ...] = tuple(members)
@@ -141,71 +161,8 @@ class RequestUnion:
     def __repr__(self) -> str:
         return f"RequestUnion({list(self.members)!r}, fail_on_error={self.fail_on_error})"
 
-    def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
-        try:
-            return flow_of(self.request_step(request, ctx))
-        except AuthenticationError as exc:
-            return raising(exc)
-
-    def request_step(self, request: RequestView, ctx: Context, /) -> Step:
-        errors: list[AuthenticationError] | None = None
-        steps = self._steps
-        for member_step in steps:  # no enumerate: the index is only needed when pending
-            try:
-                outcome = member_step(request, ctx)
-            except AuthenticationError as exc:
-                if self.fail_on_error:
-                    raise
-                errors = [*errors, exc] if errors else [exc]
-                continue
-            if outcome is None:
-                continue
-            if type(outcome) is Pending:
-                index = _position(steps, member_step)
-                return Pending(self._resume(outcome.flow, index, errors or [], request, ctx))
-            return outcome
-        if errors:
-            _raise_collected(errors)
-        return None
-
-    def _resume(
-        self,
-        pending: Flow[Response | None],
-        index: int,
-        errors: list[AuthenticationError],
-        request: RequestView,
-        ctx: Context,
-    ) -> Flow[Response | None]:
-        steps, flow = self._steps, pending
-        while True:
-            try:
-                resp = yield from flow
-            except AuthenticationError as exc:
-                if self.fail_on_error:
-                    raise
-                errors.append(exc)
-            else:
-                if resp is not None:
-                    return resp
-            # The next members, synchronously again until one needs effects.
-            while True:
-                index += 1
-                if index >= len(steps):
-                    _raise_collected(errors)
-                    return None
-                try:
-                    outcome = steps[index](request, ctx)
-                except AuthenticationError as exc:
-                    if self.fail_on_error:
-                        raise
-                    errors.append(exc)
-                    continue
-                if outcome is None:
-                    continue
-                if type(outcome) is Pending:
-                    flow = outcome.flow
-                    break
-                return outcome  # type: ignore[return-value]
+    request_step = _Union._step
+    request_flow = _Union._flow
 
 
 def token_union(*members: TokenAuthenticator, fail_on_error: bool = False) -> TokenAuthenticator:
