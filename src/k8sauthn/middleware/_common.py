@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Final, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, Generic, Protocol, TypeVar
 
 import attrs
 
 from .._flow import Flow
 from .._protocols import RequestAuthenticator, TokenAuthenticator
 from .._types import ALL_UNAUTHENTICATED, ANONYMOUS_USER, Context, RequestView, Response
+from ..chain._step import RequestStep, request_stepper
 from ..exceptions import AuthenticationError
 from ..peercert import der_from_pem_texts
 
@@ -190,6 +191,59 @@ class ChainLike(Protocol):
     def strip_headers(self) -> Iterable[str]: ...
     @property
     def strip_prefixes(self) -> Iterable[str]: ...
+
+
+class _Runner(Protocol):
+    @property
+    def root(self) -> object: ...
+
+
+_R = TypeVar("_R", bound=_Runner)
+
+
+@attrs.frozen
+class FilterSetup(Generic[_R]):
+    """What both adapters derive from their arguments: the runner, the policy and the step."""
+
+    authenticator: _R | None
+    policy: FilterPolicy
+    step: RequestStep | None
+
+    @classmethod
+    def create(
+        cls,
+        authenticator: _R | None,
+        chain: ChainLike | None,
+        make_runner: Callable[[RequestAuthenticator, tuple[str, ...]], _R],
+        *,
+        skip_paths: Iterable[str],
+        strip_headers: Iterable[str],
+        strip_prefixes: Iterable[str],
+        www_authenticate: str | None,
+    ) -> FilterSetup[_R]:
+        """From a ready runner, or from a built chain (its runner, audiences and strip lists)."""
+        if (authenticator is None) == (chain is None):
+            raise TypeError("pass exactly one of authenticator= or chain=")
+        if chain is not None:
+            strip_headers = (*chain.strip_headers, *strip_headers)
+            strip_prefixes = (*chain.strip_prefixes, *strip_prefixes)
+            if chain.request is not None:
+                authenticator = make_runner(chain.request, chain.api_audiences)
+        policy = FilterPolicy.create(
+            strip_headers=strip_headers,
+            strip_prefixes=strip_prefixes,
+            skip_paths=skip_paths,
+            www_authenticate=www_authenticate,
+        )
+        root = authenticator.root if authenticator is not None else None
+        if root is not None and not isinstance(root, RequestAuthenticator):
+            raise TypeError("the authenticator's root must be a request authenticator")
+        # The chain's synchronous step: a cached token is answered without building a flow.
+        step = None if root is None else request_stepper(root)
+        if root is None:
+            # Spec §15 step 1: with nothing configured the filter is a no-op.
+            log.warning("no authenticator is configured: requests pass unauthenticated")
+        return cls(authenticator, policy, step)
 
 
 def _lower_tuple(values: Iterable[str]) -> tuple[str, ...]:

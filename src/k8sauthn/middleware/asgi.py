@@ -19,9 +19,8 @@ from typing import Any, Final, TypeAlias
 
 import attrs
 
-from .._protocols import RequestAuthenticator
 from .._types import Context, Headers, RequestView, Response
-from ..chain._step import Pending, RequestStep, Step, request_stepper
+from ..chain._step import Pending, RequestStep, Step
 from ..exceptions import AuthenticationError
 from ..io import AsyncAuthenticator, ClientFactory
 from ..peercert import tls_extension_chain
@@ -29,9 +28,9 @@ from ._common import (
     UNAUTHORIZED_BODY,
     ChainLike,
     FilterPolicy,
+    FilterSetup,
     NotAuthenticated,
     accepted,
-    log,
     log_failure,
     warning_header,
     without_token_protocol,
@@ -129,38 +128,25 @@ class ScopeAuthenticator:
         client_factory: ClientFactory | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if (authenticator is None) == (chain is None):
-            raise TypeError("pass exactly one of authenticator= or chain=")
-        if chain is not None:
-            strip_headers = (*chain.strip_headers, *strip_headers)
-            strip_prefixes = (*chain.strip_prefixes, *strip_prefixes)
-            if chain.request is not None:
-                authenticator = AsyncAuthenticator(
-                    chain.request,
-                    client_factory=client_factory,
-                    clock=clock,
-                    audiences=chain.api_audiences,
-                )
-        self.authenticator = authenticator
-        self.policy = FilterPolicy.create(
+        setup = FilterSetup.create(
+            authenticator,
+            chain,
+            lambda root, audiences: AsyncAuthenticator(
+                root, client_factory=client_factory, clock=clock, audiences=audiences
+            ),
+            skip_paths=skip_paths,
             strip_headers=strip_headers,
             strip_prefixes=strip_prefixes,
-            skip_paths=skip_paths,
             www_authenticate=www_authenticate,
         )
+        self.authenticator = setup.authenticator
+        self.policy = setup.policy
+        self._step: RequestStep | None = setup.step
         self._peer_chain = peer_chain
         self._has_skips = bool(self.policy.skip_paths or self.policy.skip_prefixes)
         # ASGI header names are bytes: match them without decoding on the hot path.
         self._strip_names = frozenset(n.encode("latin-1") for n in self.policy.strip_headers)
         self._strip_prefixes = tuple(p.encode("latin-1") for p in self.policy.strip_prefixes)
-        root = authenticator.root if authenticator is not None else None
-        if root is not None and not isinstance(root, RequestAuthenticator):
-            raise TypeError("the authenticator's root must be a request authenticator")
-        # The chain's synchronous step: a cached token is answered without building a flow.
-        self._step: RequestStep | None = None if root is None else request_stepper(root)
-        if root is None:
-            # Spec §15 step 1: with nothing configured the filter is a no-op.
-            log.warning("no authenticator is configured: requests pass unauthenticated")
 
     @property
     def enabled(self) -> bool:
