@@ -17,11 +17,14 @@ effect: a pure flow still answers synchronously.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from .._flow import Effect, Flow, pure
 from .._protocols import RequestAuthenticator, TokenAuthenticator
 from .._types import Context, RequestView, Response
+from ..exceptions import AuthenticationError
+
+_A = TypeVar("_A", str, RequestView)
 
 __all__ = [
     "Pending",
@@ -32,6 +35,7 @@ __all__ = [
     "raising",
     "request_stepper",
     "step",
+    "step_flow",
     "token_stepper",
 ]
 
@@ -60,12 +64,24 @@ def raising(error: BaseException) -> Flow[Any]:
 def flow_of(outcome: Step) -> Flow[Response | None]:
     """The flow of a step's outcome: ``pure`` of the answer, or the pending flow.
 
-    Callers wrap the step in ``try/except AuthenticationError: return raising(exc)`` so that a
-    rejection surfaces when the flow runs, as it would from a generator.
+    :func:`step_flow` wraps a step call so that a rejection surfaces when the flow runs.
     """
     if type(outcome) is Pending:
         return outcome.flow
     return pure(outcome)  # type: ignore[arg-type]
+
+
+def step_flow(
+    step_fn: Callable[[_A, Context], Step], arg: _A, ctx: Context, /
+) -> Flow[Response | None]:
+    """A step as a flow: its answer as ``pure``, the pending flow, or its rejection raised when
+    the flow is driven (as it would be from a generator). Every ``*_flow`` of a class that has a
+    step is this, so the two interfaces cannot disagree."""
+    try:
+        outcome = step_fn(arg, ctx)
+    except AuthenticationError as exc:
+        return raising(exc)
+    return flow_of(outcome)
 
 
 def step(flow: Flow[Response | None]) -> Step:

@@ -20,9 +20,8 @@ from ._step import (
     RequestStep,
     Step,
     TokenStep,
-    flow_of,
-    raising,
     request_stepper,
+    step_flow,
     token_stepper,
 )
 
@@ -120,10 +119,7 @@ class AudienceAgnosticToken:
         return token_stepper(self.inner)
 
     def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
-        try:
-            return flow_of(self.token_step(token, ctx))
-        except AuthenticationError as exc:
-            return raising(exc)
+        return step_flow(self.token_step, token, ctx)
 
     def token_step(self, token: str, ctx: Context, /) -> Step:
         if ctx.audiences is None:
@@ -148,10 +144,7 @@ class AudienceAgnosticRequest:
         return request_stepper(self.inner)
 
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
-        try:
-            return flow_of(self.request_step(request, ctx))
-        except AuthenticationError as exc:
-            return raising(exc)
+        return step_flow(self.request_step, request, ctx)
 
     def request_step(self, request: RequestView, ctx: Context, /) -> Step:
         if ctx.audiences is None:

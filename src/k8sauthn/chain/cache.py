@@ -29,7 +29,7 @@ from .._flow import Flow, Shared
 from .._protocols import TokenAuthenticator
 from .._types import Context, Response
 from ..exceptions import AuthenticationError
-from ._step import Pending, Step, flow_of, raising
+from ._step import Pending, Step, step_flow
 
 __all__ = ["AuthenticationFailedUnexpectedly", "CacheStats", "CachedTokenAuthenticator"]
 
@@ -180,10 +180,7 @@ class CachedTokenAuthenticator:
 
     # -- the flow ---------------------------------------------------------------------------
     def token_flow(self, token: str, ctx: Context, /) -> Flow[Response | None]:
-        try:
-            return flow_of(self.token_step(token, ctx))
-        except AuthenticationError as exc:
-            return raising(exc)
+        return step_flow(self.token_step, token, ctx)
 
     def token_step(self, token: str, ctx: Context, /) -> Step:
         """A hit answers here, synchronously; a miss is Pending on the shared inner call."""

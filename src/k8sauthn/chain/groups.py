@@ -22,8 +22,7 @@ from .._types import (
     RequestView,
     Response,
 )
-from ..exceptions import AuthenticationError
-from ._step import Pending, RequestStep, Step, flow_of, raising, request_stepper
+from ._step import Pending, RequestStep, Step, request_stepper, step_flow
 
 __all__ = ["AuthenticatedGroupAdder", "RequestGroupAdder", "TokenGroupAdder"]
 
@@ -57,10 +56,7 @@ class AuthenticatedGroupAdder:
         return request_stepper(self.inner)
 
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
-        try:
-            return flow_of(self.request_step(request, ctx))
-        except AuthenticationError as exc:
-            return raising(exc)
+        return step_flow(self.request_step, request, ctx)
 
     def request_step(self, request: RequestView, ctx: Context, /) -> Step:
         outcome = self._step(request, ctx)

@@ -20,7 +20,7 @@ from .._flow import Flow
 from .._protocols import RequestAuthenticator, TokenAuthenticator
 from .._types import Context, RequestView, Response
 from ..exceptions import AuthenticationError, aggregate
-from ._step import Pending, Step, flow_of, raising, request_stepper, token_stepper
+from ._step import Pending, Step, request_stepper, step_flow, token_stepper
 
 __all__ = ["RequestUnion", "TokenUnion", "request_union", "token_union"]
 
@@ -85,10 +85,7 @@ class _Union(Generic[_A]):
         return None
 
     def _flow(self, arg: _A, ctx: Context) -> Flow[Response | None]:
-        try:
-            return flow_of(self._step(arg, ctx))
-        except AuthenticationError as exc:
-            return raising(exc)
+        return step_flow(self._step, arg, ctx)
 
     def _resume(
         self,

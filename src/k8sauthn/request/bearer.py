@@ -13,8 +13,8 @@ from typing import Final
 from .._flow import Flow
 from .._protocols import TokenAuthenticator
 from .._types import Context, RequestView, Response
-from ..chain._step import Pending, Step, flow_of, raising, token_stepper
-from ..exceptions import AuthenticationError, InvalidBearerToken
+from ..chain._step import Pending, Step, step_flow, token_stepper
+from ..exceptions import InvalidBearerToken
 
 __all__ = [
     "EXTRA_SPACE_WARNING",
@@ -72,10 +72,7 @@ class BearerAuthenticator:
         return f"BearerAuthenticator({self.token!r})"
 
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
-        try:
-            return flow_of(self.request_step(request, ctx))
-        except AuthenticationError as exc:
-            return raising(exc)
+        return step_flow(self.request_step, request, ctx)
 
     def request_step(self, request: RequestView, ctx: Context, /) -> Step:
         header = request.headers.first("authorization")

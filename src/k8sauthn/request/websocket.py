@@ -16,7 +16,7 @@ from typing import Final
 from .._flow import Flow
 from .._protocols import TokenAuthenticator
 from .._types import Context, Headers, RequestView, Response
-from ..chain._step import Step, flow_of, raising, token_stepper
+from ..chain._step import Step, step_flow, token_stepper
 from ..exceptions import AuthenticationError
 from .bearer import go_string, go_trim_space, require_answer
 
@@ -111,10 +111,7 @@ class WebSocketProtocolAuthenticator:
         return f"WebSocketProtocolAuthenticator({self.token!r})"
 
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:
-        try:
-            return flow_of(self.request_step(request, ctx))
-        except AuthenticationError as exc:
-            return raising(exc)
+        return step_flow(self.request_step, request, ctx)
 
     def request_step(self, request: RequestView, ctx: Context, /) -> Step:
         headers = request.headers
