@@ -127,7 +127,8 @@ def build_app(flags: ServeFlags) -> Any:
     from .server._metrics import Metrics
     from .server.app import ReferenceApp, TokenReviewPolicy
 
-    chain = build(flags.authentication)
+    metrics = Metrics.create()
+    chain = build(flags.authentication, metrics=metrics.authentication if metrics else None)
     if chain.request is None:
         log.warning("no authenticator is configured: every request gets 401")
     policy = TokenReviewPolicy(
@@ -136,7 +137,7 @@ def build_app(flags: ServeFlags) -> Any:
     return ReferenceApp.from_chain(
         chain,
         tokenreview=policy,
-        metrics=Metrics.create(),
+        metrics=metrics,
         access_log_enabled=flags.server.access_log,
     )
 

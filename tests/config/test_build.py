@@ -127,7 +127,7 @@ class TestOrder:
         """static, bootstrap, JWT (audience-agnostic) then webhook (not wrapped), one union."""
         boot, jwt, hook = FakeToken({}), FakeToken({}), FakeToken({})
         monkeypatch.setattr(build_module, "_bootstrap", lambda o: boot)
-        monkeypatch.setattr(build_module, "_authentication_config", lambda o: (jwt, None))
+        monkeypatch.setattr(build_module, "_authentication_config", lambda o, m=None: (jwt, None))
         monkeypatch.setattr(build_module, "_webhook", lambda o: hook)
         chain = build(AuthenticationOptions(token_auth_file=token_file, api_audiences=("api",)))
         assert isinstance(chain.token, CachedTokenAuthenticator)
@@ -148,7 +148,7 @@ class TestOrder:
         """request-header (audience-agnostic), x509 (not wrapped), then bearer and websocket."""
         rh, x509 = FakeRequest(None), FakeRequest(None)
         monkeypatch.setattr(build_module, "_request_header", lambda o: rh)
-        monkeypatch.setattr(build_module, "_x509", lambda o: x509)
+        monkeypatch.setattr(build_module, "_x509", lambda o, m=None: x509)
         monkeypatch.setattr(build_module, "_webhook", lambda o: FakeToken({}))
         chain = build(AuthenticationOptions(api_audiences=("api",)))
         first, second, third, fourth = members(chain)
@@ -161,7 +161,7 @@ class TestOrder:
     def test_request_only_chain_has_no_token_chain(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """x509 alone: no bearer/websocket members and no token chain."""
         x509 = FakeRequest(user("cert-user"))
-        monkeypatch.setattr(build_module, "_x509", lambda o: x509)
+        monkeypatch.setattr(build_module, "_x509", lambda o, m=None: x509)
         chain = build(AuthenticationOptions(anonymous_auth=False))
         assert chain.token is None
         assert isinstance(chain.request, AuthenticatedGroupAdder)
@@ -172,7 +172,7 @@ class TestAnonymousDecision:
     def test_flag_and_config_section_conflict(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """--anonymous-auth set (even to its default) with a config-file section is an error."""
         monkeypatch.setattr(
-            build_module, "_authentication_config", lambda o: (None, AnonymousConfig())
+            build_module, "_authentication_config", lambda o, m=None: (None, AnonymousConfig())
         )
         with pytest.raises(ConfigError) as info:
             build(AuthenticationOptions(anonymous_auth=True))
@@ -184,7 +184,9 @@ class TestAnonymousDecision:
     def test_config_section_is_used(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The config file's section (with conditions) decides when the flag is unset."""
         section = AnonymousConfig(conditions=("/healthz",))
-        monkeypatch.setattr(build_module, "_authentication_config", lambda o: (None, section))
+        monkeypatch.setattr(
+            build_module, "_authentication_config", lambda o, m=None: (None, section)
+        )
         chain = build(AuthenticationOptions(), always_allow_authorizer=True)
         assert chain.anonymous == section  # AlwaysAllow does not affect the config section
         runner = Authenticator(chain.request)  # type: ignore[arg-type]
@@ -194,7 +196,7 @@ class TestAnonymousDecision:
     def test_invalid_config_section(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """An invalid section from the config file is rejected."""
         bad = AnonymousConfig(enabled=False, conditions=("/x",))
-        monkeypatch.setattr(build_module, "_authentication_config", lambda o: (None, bad))
+        monkeypatch.setattr(build_module, "_authentication_config", lambda o, m=None: (None, bad))
         with pytest.raises(ConfigError, match="enabled should be set to true"):
             build(AuthenticationOptions())
 

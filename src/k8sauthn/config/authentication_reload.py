@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -35,17 +36,22 @@ from .authentication import ALL_SIGNING_ALGORITHMS, AuthenticationConfiguration
 from .authentication import JWTAuthenticatorConfig as JWTConfig
 from .authentication_validation import validate_authentication_config
 
+if TYPE_CHECKING:
+    from ..token.jwks import JWTMetrics
+
 __all__ = ["AuthenticationConfigFile", "build_jwt_authenticator", "config_hash"]
 
 #: Builds one runtime authenticator from one validated ``jwt[]`` entry.
 Builder = Callable[[JWTConfig], TokenAuthenticator]
 
 
-def build_jwt_authenticator(cfg: JWTConfig) -> TokenAuthenticator:
+def build_jwt_authenticator(
+    cfg: JWTConfig, *, metrics: JWTMetrics | None = None
+) -> TokenAuthenticator:
     """The default builder: :class:`k8sauthn.token.oidc.JWTAuthenticator` with all nine algs."""
     from ..token.oidc import JWTAuthenticator
 
-    return JWTAuthenticator.from_config(cfg, signing_algs=ALL_SIGNING_ALGORITHMS)
+    return JWTAuthenticator.from_config(cfg, signing_algs=ALL_SIGNING_ALGORITHMS, metrics=metrics)
 
 
 def config_hash(data: bytes) -> str:

@@ -24,7 +24,7 @@ own private ``_<family>(options)`` builder below.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
@@ -42,7 +42,11 @@ from ..request.x509 import ClientCertAuthenticator
 from ..token.static import StaticTokenAuthenticator
 from .options import AuthenticationOptions
 
-__all__ = ["STANDARD_STRIP_HEADERS", "STANDARD_STRIP_PREFIXES", "Chain", "build"]
+if TYPE_CHECKING:
+    from ..chain.cache import CacheStats
+    from ..token.jwks import JWTMetrics
+
+__all__ = ["STANDARD_STRIP_HEADERS", "STANDARD_STRIP_PREFIXES", "Chain", "ChainMetrics", "build"]
 
 #: Deleted from the request after any successful authentication (spec §10.4, §15 step 5).
 STANDARD_STRIP_HEADERS: Final = ("Authorization", "X-Remote-User", "X-Remote-Uid", "X-Remote-Group")
@@ -56,6 +60,20 @@ _ANONYMOUS_BOTH_SET: Final = FieldError(
 
 
 _ANONYMOUS_OFF: Final = AnonymousConfig(enabled=False)
+
+
+class ChainMetrics(Protocol):
+    """Where the built authenticators report their metrics (spec §18), e.g.
+    :class:`k8sauthn.metrics.AuthenticatorMetrics`: every token cache's counters, client
+    certificate lifetimes, and the JWT authenticators' latency and JWKS fetches.
+    """
+
+    @property
+    def jwt(self) -> JWTMetrics: ...
+
+    def track_token_cache(self, stats: CacheStats, /) -> None: ...
+
+    def observe_client_certificate_expiry(self, seconds: float, /) -> None: ...
 
 
 def _tuple(value: Iterable[str]) -> tuple[str, ...]:
@@ -82,15 +100,21 @@ class Chain:
     anonymous: AnonymousConfig = _ANONYMOUS_OFF
 
 
-def build(options: AuthenticationOptions, *, always_allow_authorizer: bool = False) -> Chain:
+def build(
+    options: AuthenticationOptions,
+    *,
+    always_allow_authorizer: bool = False,
+    metrics: ChainMetrics | None = None,
+) -> Chain:
     """Assemble the authenticators ``options`` configure, in kube-apiserver's order.
 
     ``always_allow_authorizer``: the server's authorizer list contains ``AlwaysAllow``; as in
     kube-apiserver that forces ``--anonymous-auth`` to false (a config-file ``anonymous``
-    section is not affected). Raises :class:`~k8sauthn.exceptions.ConfigError`.
+    section is not affected). ``metrics`` receives what the authenticators measure (spec §18).
+    Raises :class:`~k8sauthn.exceptions.ConfigError`.
     """
     api_audiences = options.api_audiences
-    jwt, anonymous_section = _authentication_config(options)
+    jwt, anonymous_section = _authentication_config(options, metrics)
     anonymous = _anonymous(options, anonymous_section, always_allow_authorizer)
 
     # The token chain (spec §3.2). Service-account tokens (positions 2 and 3) are out of scope.
@@ -106,6 +130,8 @@ def build(options: AuthenticationOptions, *, always_allow_authorizer: bool = Fal
     webhook = _webhook(options)
     if webhook is not None:
         tokens.append(webhook)
+        if metrics is not None and isinstance(webhook, CachedTokenAuthenticator):
+            metrics.track_token_cache(webhook.stats)
 
     token_chain: TokenAuthenticator | None = None
     if tokens:
@@ -115,13 +141,15 @@ def build(options: AuthenticationOptions, *, always_allow_authorizer: bool = Fal
             token_chain = CachedTokenAuthenticator(
                 token_chain, success_ttl=success_ttl, failure_ttl=failure_ttl, cache_errors=True
             )
+            if metrics is not None:
+                metrics.track_token_cache(token_chain.stats)
 
     # The request chain (spec §3.1).
     requests: list[RequestAuthenticator] = []
     request_header = _request_header(options)
     if request_header is not None:
         requests.append(AudienceAgnosticRequest(request_header, api_audiences))
-    x509 = _x509(options)
+    x509 = _x509(options, metrics)
     if x509 is not None:
         requests.append(x509)
     if token_chain is not None:
@@ -199,12 +227,16 @@ def _request_header(options: AuthenticationOptions) -> RequestAuthenticator | No
     )
 
 
-def _x509(options: AuthenticationOptions) -> RequestAuthenticator | None:
+def _x509(
+    options: AuthenticationOptions, metrics: ChainMetrics | None = None
+) -> RequestAuthenticator | None:
     """Client certificates verified against ``--client-ca-file`` (spec §9)."""
     if not options.client_ca_file:
         return None
     return ClientCertAuthenticator.from_ca_file(
-        options.client_ca_file, reload_interval=options.reload_interval
+        options.client_ca_file,
+        reload_interval=options.reload_interval,
+        observe_expiry=metrics.observe_client_certificate_expiry if metrics else None,
     )
 
 
@@ -255,7 +287,7 @@ def _webhook(options: AuthenticationOptions) -> TokenAuthenticator | None:
 
 
 def _authentication_config(
-    options: AuthenticationOptions,
+    options: AuthenticationOptions, metrics: ChainMetrics | None = None
 ) -> tuple[TokenAuthenticator | None, AnonymousConfig | None]:
     """The JWT authenticators and the config file's ``anonymous`` section (spec §13, §6).
 
@@ -271,15 +303,18 @@ def _authentication_config(
         jwt_config_from_oidc_options,
         legacy_signing_algs,
     )
-    from .authentication_reload import AuthenticationConfigFile
+    from .authentication_reload import AuthenticationConfigFile, build_jwt_authenticator
     from .options import OIDCOptions
 
     oidc_flags_set = options.oidc != OIDCOptions()
     if options.authentication_config:
         if oidc_flags_set:
             raise ConfigError("authentication-config file and oidc-* flags are mutually exclusive")
+        jwt_metrics = metrics.jwt if metrics is not None else None
         live = AuthenticationConfigFile(
-            options.authentication_config, interval=options.reload_interval
+            options.authentication_config,
+            interval=options.reload_interval,
+            build=lambda cfg: build_jwt_authenticator(cfg, metrics=jwt_metrics),
         )
         return live, live.anonymous
     if not oidc_flags_set:
@@ -290,4 +325,6 @@ def _authentication_config(
 
     ca_pem = read_text(options.oidc.ca_file, what="oidc-ca-file") if options.oidc.ca_file else ""
     jwt = jwt_config_from_oidc_options(options.oidc, ca_pem)
-    return JWTAuthenticator.from_config(jwt, signing_algs=legacy_signing_algs(options.oidc)), None
+    algs = legacy_signing_algs(options.oidc)
+    jwt_metrics = metrics.jwt if metrics is not None else None
+    return JWTAuthenticator.from_config(jwt, signing_algs=algs, metrics=jwt_metrics), None

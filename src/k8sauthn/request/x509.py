@@ -163,11 +163,13 @@ class ClientCertAuthenticator:
         denied: Revocation | None = None,
         parse_uid: bool = True,
         on_reload_error: Callable[[Exception], None] | None = None,
+        observe_expiry: Callable[[float], None] | None = None,
     ) -> Self:
         """From ``--client-ca-file``; the file (and ``crl_file``) are re-read when they change.
 
         A changed file that does not parse leaves the previous bundle in force (spec §9.5);
         ``on_reload_error`` hears about it. A bad file at construction is a ``ConfigError``.
+        ``observe_expiry`` gets each leaf's remaining lifetime in seconds (spec §9.6).
         """
         name = f"client-ca-bundle::{os.fspath(path)}"
         ca = ReloadingFile(
@@ -181,6 +183,7 @@ class ClientCertAuthenticator:
             ca,
             revocation=revocation_source(crl_file, denied, reload_interval, on_reload_error),
             parse_uid=parse_uid,
+            observe_expiry=observe_expiry,
         )
 
     def request_flow(self, request: RequestView, ctx: Context, /) -> Flow[Response | None]:

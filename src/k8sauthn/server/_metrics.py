@@ -1,5 +1,7 @@
 """The HTTP filter's metrics (spec §15, §18) in Prometheus text, when prometheus-client is there.
 
+The authenticators' own metrics (token cache, client certificates, JWT) share the registry:
+``authentication`` is a :class:`k8sauthn.metrics.AuthenticatorMetrics` to pass to ``build()``.
 Names follow kube-apiserver's; prometheus-client adds the ``_total`` suffix to counters
 (``authentication_attempts_total``), which client_golang does not.
 """
@@ -34,8 +36,11 @@ class Metrics:
     def __init__(self) -> None:
         import prometheus_client as prom
 
+        from ..metrics import AuthenticatorMetrics
+
         self._prom = prom
         self.registry = prom.CollectorRegistry(auto_describe=True)
+        self.authentication = AuthenticatorMetrics(self.registry)
         self.attempts = prom.Counter(
             "authentication_attempts",
             "Counter of authenticated attempts.",
