@@ -143,3 +143,12 @@ def test_prefix_skips_refuse_dot_segments(path: str, skipped: bool) -> None:
     """A skip prefix cannot be stretched over another route with dot segments."""
     policy = FilterPolicy.create(skip_paths=["/healthz", "/static/*"])
     assert policy.skips(path) is skipped
+
+
+def test_log_text_escapes_control_characters_and_bounds_length() -> None:
+    """A remote error text cannot forge a log line or flood the log."""
+    from k8sauthn.middleware._common import log_text
+
+    assert log_text(ValueError("bad\nFAKE LOG LINE")) == "bad\\nFAKE LOG LINE"
+    assert len(log_text(ValueError("x" * 5000))) == 1024 + 3
+    assert log_text(ValueError("plain text")) == "plain text"

@@ -122,12 +122,29 @@ def filter_flow(root: RequestAuthenticator, view: RequestView, ctx: Context) -> 
     return accepted((yield from root.request_flow(view, ctx)), ctx)
 
 
+_LOG_TEXT_LIMIT: Final = 1024
+
+
+def log_text(exc: BaseException) -> str:
+    """An error text safe for one log line: control characters escaped, length bounded.
+
+    Error texts never carry credentials, but some come from remote servers (a webhook's
+    ``status.error``, a Kubernetes API Status message): a newline must not forge a log line.
+    """
+    text = str(exc)
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    if len(text) > _LOG_TEXT_LIMIT:
+        text = text[:_LOG_TEXT_LIMIT] + "..."
+    return text
+
+
 def log_failure(exc: AuthenticationError) -> None:
     """Log a rejection as kube-apiserver does (§15 step 3); error texts never carry credentials."""
     if isinstance(exc, NotAuthenticated):
-        log.debug("Unable to authenticate the request: %s", exc)
+        log.debug("Unable to authenticate the request: %s", log_text(exc))
     else:
-        log.info("Unable to authenticate the request: %s", exc)
+        log.info("Unable to authenticate the request: %s", log_text(exc))
 
 
 def is_anonymous(resp: Response) -> bool:
