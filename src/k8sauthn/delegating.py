@@ -42,7 +42,7 @@ from .config.configmap import (
     parse_configmap,
 )
 from .config.options import RequestHeaderOptions
-from .exceptions import BackendUnavailable, ConfigError
+from .exceptions import BackendUnavailable, ConfigError, redact_url
 from .kubeapi import APIStatusError, Backoff, KubeAPI
 from .request._trust import CABundle
 from .request.anonymous import AnonymousAuthenticator
@@ -135,7 +135,7 @@ class DelegatingAuthenticator:
         self._init_key, self._refresh_key = b"delegating.init:" + tag, b"delegating.refresh:" + tag
 
     def __repr__(self) -> str:
-        where = self.api.base_url if self.api is not None else None
+        where = redact_url(self.api.base_url) if self.api is not None else None
         return f"DelegatingAuthenticator({where!r}, lookup={self._lookup})"
 
     # -- constructors ---------------------------------------------------------------------------

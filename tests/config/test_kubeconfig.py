@@ -241,3 +241,13 @@ class TestErrors:
         """Documents of the wrong shape are rejected with a ConfigError, not a crash."""
         with pytest.raises(ConfigError):
             parse_kubeconfig(text)
+
+
+def test_client_repr_hides_url_credentials() -> None:
+    """A server URL with user-info or a query never shows them in the client's repr."""
+    from k8sauthn.config.kubeconfig import KubeconfigClient
+
+    text = repr(KubeconfigClient(server="https://admin:hunter2@authn.example/x?token=t0k"))
+    assert "hunter2" not in text
+    assert "t0k" not in text
+    assert "authn.example/x" in text

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from .._flow import TLSConfig
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, redact_url
 from ._load import read_bytes
 
 __all__ = ["KubeconfigClient", "load_kubeconfig", "parse_kubeconfig"]
@@ -42,7 +42,7 @@ class KubeconfigClient:
     ``headers`` may carry ``Authorization`` (a bearer token or basic credentials): never shown.
     """
 
-    server: str
+    server: str = attrs.field(repr=lambda url: repr(redact_url(url)))
     tls: TLSConfig | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     cluster_name: str = ""

@@ -26,7 +26,7 @@ import attrs
 from .._flow import Flow, Shared, pure
 from .._types import Context
 from ..config._load import read_bytes
-from ..exceptions import BackendUnavailable, ConfigError
+from ..exceptions import BackendUnavailable, ConfigError, redact_url
 from ..kubeapi import KubeAPI
 from .bootstrap import SECRET_TYPE, BootstrapSecret
 
@@ -235,7 +235,7 @@ class KubernetesSecretSource:
         self._key = b"k8sauthn.bootstrap.list:" + secrets.token_bytes(8)
 
     def __repr__(self) -> str:
-        return f"KubernetesSecretSource({self.api.base_url!r}, ttl={self.ttl})"
+        return f"KubernetesSecretSource({redact_url(self.api.base_url)!r}, ttl={self.ttl})"
 
     def secret_flow(self, name: str, ctx: Context, /) -> Flow[BootstrapSecret | None]:
         snap = self._snapshot
