@@ -7,38 +7,21 @@ k8sauthn believes X-Remote-User / X-Remote-Group only from that certificate.
 
 from __future__ import annotations
 
-import os
-import socket
 import ssl
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from .._pki import Cert
-from ..conftest import require_tool
 from ..server._server import RunningServer
+from ._nginx import running_nginx
 from .test_kubectl import UNAUTHORIZED, Env, _user_info
 
 pytestmark = pytest.mark.integration
 
 NGINX_TOKEN = "token-nginx-knows-for-erin"
-NGINX_CONF = """
-{user}
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/tmp-body;
-    proxy_temp_path {dir}/tmp-proxy;
-    fastcgi_temp_path {dir}/tmp-fastcgi;
-    uwsgi_temp_path {dir}/tmp-uwsgi;
-    scgi_temp_path {dir}/tmp-scgi;
+NGINX_HTTP = """
     map $http_authorization $asserted_user {{ "Bearer {token}" "erin"; default ""; }}
     server {{
         listen 127.0.0.1:{port} ssl;
@@ -59,14 +42,7 @@ http {{
             proxy_ssl_session_reuse on;
         }}
     }}
-}}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -93,44 +69,9 @@ def backend(env: Env) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def nginx_url(env: Env, backend: RunningServer) -> Iterator[str]:
-    binary = require_tool("nginx")
     env.server_ca.server().write(env.tmp, "nginx")
-    port = _free_port()
-    conf = env.tmp / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(
-            user="user root;" if os.geteuid() == 0 else "",
-            dir=env.tmp,
-            port=port,
-            token=NGINX_TOKEN,
-            upstream=backend.url,
-        )
-    )
-    proc = subprocess.Popen(
-        [binary, "-p", str(env.tmp), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for(port, proc, env.tmp / "error.log")
+    with running_nginx(env.tmp, NGINX_HTTP, token=NGINX_TOKEN, upstream=backend.url) as port:
         yield f"https://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _wait_for(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"nginx exited: {err} {log.read_text() if log.exists() else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nginx did not start")
 
 
 def test_kubectl_through_the_authenticating_proxy(env, nginx_url):

@@ -7,39 +7,21 @@ over TLS with the front-proxy client certificate to uvicorn, which runs the auth
 
 from __future__ import annotations
 
-import os
-import socket
 import ssl
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import attrs
 import httpx
 import pytest
 
 from tests._pki import Cert, name
-from tests.conftest import require_tool
 
+from ._nginx import running_nginx
 from .test_tls_uvicorn import Deployment, start_deployment
 
 pytestmark = pytest.mark.integration
 
-NGINX_CONF = """
-{user}
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/tmp-body;
-    proxy_temp_path {dir}/tmp-proxy;
-    fastcgi_temp_path {dir}/tmp-fastcgi;
-    uwsgi_temp_path {dir}/tmp-uwsgi;
-    scgi_temp_path {dir}/tmp-scgi;
-
+NGINX_HTTP = """
     # Who the user is: the CN of a verified certificate, else a known bearer token.
     map $ssl_client_s_dn $dn_cn {{ "~(^|,)CN=(?<cn>[^,]+)" $cn; default ""; }}
     map $ssl_client_s_dn $dn_o {{ "~(^|,)O=(?<o>[^,]+)" $o; default ""; }}
@@ -78,69 +60,30 @@ http {{
             proxy_ssl_server_name on;
         }}
     }}
-}}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @attrs.define
 class Nginx:
     url: str
-    process: subprocess.Popen[bytes]
     user_ca: Cert
     backend: Deployment
 
 
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    binary = require_tool("nginx")
     tmp = tmp_path_factory.mktemp("nginx")
     backend = start_deployment(tmp)
     user_ca = Cert.new_ca("nginx-user-ca")
     (tmp / "nginx-user-ca.pem").write_bytes(user_ca.pem)
     backend.root.server().write(tmp, "nginx-server")
     backend.proxy_ca.issue("front-proxy-client").write(tmp, "front-proxy-client")
-    port = _free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(
-        NGINX_CONF.format(
-            user="user root;" if os.geteuid() == 0 else "",
-            dir=tmp,
-            port=port,
-            upstream=backend.server.url.replace("localhost", "127.0.0.1"),
-        )
-    )
-    proc = subprocess.Popen(
-        [binary, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    upstream = backend.server.url.replace("localhost", "127.0.0.1")
     try:
-        _wait_for(port, proc, tmp / "error.log")
-        yield Nginx(f"https://localhost:{port}", proc, user_ca, backend)
+        with running_nginx(tmp, NGINX_HTTP, upstream=upstream) as port:
+            yield Nginx(f"https://localhost:{port}", user_ca, backend)
     finally:
-        proc.terminate()
-        proc.wait(10)
         backend.server.stop()
-
-
-def _wait_for(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"nginx exited: {err} {log.read_text() if log.exists() else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nginx did not start")
 
 
 def client(n: Nginx, cert: Cert | None = None) -> httpx.Client:
